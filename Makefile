@@ -1,0 +1,49 @@
+# The README's two commands: `make run` (the sample shop, embedded default) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# The test suite talks to real services; these are the defaults on a development machine.
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crosssell
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+
+.PHONY: run demo test lint typecheck migrations-check check services bench-import bench-engine bench-rebuild bench-serving evaluate clean
+
+$(STAMP): requirements.txt constraints.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -c constraints.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Run the sample shop on http://127.0.0.1:8000 (SQLite, Celery eager: no server needed).
+run: $(STAMP)
+	env -u DATABASE_URL -u REDIS_URL $(PY) manage.py migrate --noinput
+	env -u DATABASE_URL -u REDIS_URL $(PY) manage.py shop_demo --if-empty
+	env -u DATABASE_URL -u REDIS_URL $(PY) manage.py runserver 127.0.0.1:8000
+
+## The whole test suite against PostgreSQL and Redis, plus lint, types and migrations.
+test: $(STAMP) services check
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DJANGO_SETTINGS_MODULE=tests.settings_swapped \
+		$(PY) -m pytest -m "not e2e and not deep" tests/crosssell tests/swapshop -p no:cacheprovider
+
+services:
+	bash scripts/ensure-services.sh
+
+check: lint typecheck migrations-check
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy crosssell shop
+
+migrations-check: $(STAMP)
+	env -u DATABASE_URL -u REDIS_URL $(PY) manage.py makemigrations --check --dry-run
+	env -u DATABASE_URL -u REDIS_URL DJANGO_SETTINGS_MODULE=tests.settings_swapped $(PY) manage.py makemigrations --check --dry-run
+
+clean:
+	rm -rf $(VENV) db.sqlite3 media .mypy_cache .ruff_cache .pytest_cache

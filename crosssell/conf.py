@@ -1,0 +1,93 @@
+"""The app's settings: flat ``CROSSSELL_*`` names with their defaults in one dict, read lazily.
+
+``from crosssell.conf import settings`` then ``settings.MIN_CUSTOMERS`` reads
+``django.conf.settings.CROSSSELL_MIN_CUSTOMERS`` or its default; an unknown name raises
+``AttributeError``, and ``override_settings`` works (a ``setting_changed`` receiver clears the
+cache). Values are validated by system checks (``crosssell.checks``), not at import time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+PREFIX = "CROSSSELL_"
+
+#: The fields the engine and the widgets read from the product model, as ORM lookups
+#: (``"category__name"`` works for a foreign key). ``None`` means the model has no such field.
+DEFAULT_PRODUCT_FIELDS: dict[str, str | None] = {
+    "key": "sku",  # the shop's product identifier, matched by the importer's product_id
+    "name": "name",
+    "text": "description",
+    "category": "category",
+    "price": "price",
+    "active": "is_active",
+    "stock": "stock",
+    "parent": "parent",
+    "image": "image_url",
+}
+
+DEFAULTS: dict[str, Any] = {
+    # The swappable product model, like AUTH_USER_MODEL (read with get_product_model()).
+    "PRODUCT_MODEL": "crosssell.Product",
+    "PRODUCT_FIELDS": DEFAULT_PRODUCT_FIELDS,
+    # Privacy: a pair bought together by fewer distinct customers is never published.
+    "MIN_CUSTOMERS": 3,
+    # How many recommendations are stored per product and kind, and served by default.
+    "LIST_LENGTH": 12,
+    "DEFAULT_LIMIT": 4,
+    "MAX_LIMIT": 50,
+    # The strategies a rebuild fits and blends, in order of preference (dotted paths or names).
+    "STRATEGIES": ["cocount", "content", "category_popularity", "popularity"],
+    # Builds kept for rollback besides the live one.
+    "KEEP_BUILDS": 3,
+    # Above this many products a rebuild runs as a Celery chord of shards.
+    "SHARD_SIZE": 50_000,
+    # Incremental updates: seconds a burst of orders is collected before one update per product.
+    "INCREMENTAL_DELAY": 2.0,
+    "CACHE_ALIAS": "default",
+    "CACHE_TIMEOUT": 3600,
+    # Where trained model artifacts are stored (Django default storage).
+    "MODEL_STORAGE_PREFIX": "crosssell/models",
+    # The importer refuses files larger than this many bytes (compressed size).
+    "IMPORT_MAX_BYTES": 2 * 1024**3,
+    # Seconds within which an order line is attributed to the widget impression it came from.
+    "ATTRIBUTION_WINDOW": 7 * 24 * 3600,
+    # Random seed of everything random in a build.
+    "RANDOM_STATE": 42,
+}
+
+
+class CrosssellSettings:
+    """Lazy access to ``CROSSSELL_*`` settings with defaults."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"Invalid crosssell setting: {name!r}")
+        value = getattr(django_settings, PREFIX + name, DEFAULTS[name])
+        if name == "PRODUCT_FIELDS":
+            value = {**DEFAULT_PRODUCT_FIELDS, **value}
+        self.__dict__[name] = value  # cache; cleared by the setting_changed receiver
+        return value
+
+    def change_setting(self, setting: str, value: Any, enter: bool, **kwargs: Any) -> None:
+        if not setting.startswith(PREFIX):
+            return
+        self.__dict__.pop(setting[len(PREFIX) :], None)
+
+
+settings = CrosssellSettings()
+
+
+def get_product_model_string() -> str:
+    """The ``app_label.ModelName`` of the product model, for foreign keys and migrations."""
+    value: str = getattr(django_settings, "CROSSSELL_PRODUCT_MODEL", DEFAULTS["PRODUCT_MODEL"])
+    return value
+
+
+@receiver(setting_changed)
+def _reload(signal: Any, sender: Any, setting: str, value: Any, enter: bool, **kwargs: Any) -> None:
+    settings.change_setting(setting, value, enter)

@@ -1,0 +1,238 @@
+"""The data: the (swappable) product, the order lines, the builds and their recommendations."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.apps import apps as django_apps
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from crosssell.conf import get_product_model_string
+
+if TYPE_CHECKING:
+    from datetime import timedelta
+
+
+def get_product_model() -> type[models.Model]:
+    """The product model of this shop, as named by ``CROSSSELL_PRODUCT_MODEL``."""
+    name = get_product_model_string()
+    try:
+        return django_apps.get_model(name, require_ready=False)
+    except ValueError as exc:
+        raise ImproperlyConfigured(
+            f"CROSSSELL_PRODUCT_MODEL must be of the form 'app_label.ModelName', not {name!r}."
+        ) from exc
+    except LookupError as exc:
+        raise ImproperlyConfigured(
+            f"CROSSSELL_PRODUCT_MODEL refers to model {name!r} that has not been installed."
+        ) from exc
+
+
+class AbstractProduct(models.Model):
+    """The fields crosssell reads, for a shop that has no product model of its own."""
+
+    sku = models.CharField("SKU", max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    category = models.CharField(
+        max_length=200, blank=True, db_index=True, help_text='A path such as "Photo > Cameras".'
+    )
+    price = models.DecimalField(max_digits=10, decimal_places=2, default=0)
+    is_active = models.BooleanField(default=True)
+    stock = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Units in stock; empty when stock is not tracked."
+    )
+    parent = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="variants",
+        help_text="The product this one is a variant of (size, colour).",
+    )
+    image_url = models.URLField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        abstract = True
+        ordering = ["name"]
+        indexes = [models.Index(fields=["is_active", "category"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_sellable(self) -> bool:
+        return bool(self.is_active and self.price > 0 and (self.stock is None or self.stock > 0))
+
+
+class Product(AbstractProduct):
+    """The default product model; replace it with ``CROSSSELL_PRODUCT_MODEL``."""
+
+    class Meta(AbstractProduct.Meta):
+        swappable = "CROSSSELL_PRODUCT_MODEL"
+        verbose_name = "product"
+
+
+class Purchase(models.Model):
+    """One order line as crosssell sees it."""
+
+    order_ref = models.CharField("order", max_length=64)
+    customer_ref = models.CharField(
+        "customer",
+        max_length=64,
+        blank=True,
+        default="",
+        help_text="The shop's customer id (the user's primary key); empty for a guest.",
+    )
+    product = models.ForeignKey(
+        get_product_model_string(), on_delete=models.CASCADE, related_name="crosssell_purchases"
+    )
+    quantity = models.PositiveIntegerField(default=1)
+    unit_price = models.DecimalField(max_digits=10, decimal_places=2, null=True, blank=True)
+    purchased_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order_ref", "product"], name="crosssell_purchase_one_line_per_product"
+            ),
+            models.CheckConstraint(
+                condition=Q(quantity__gte=1), name="crosssell_purchase_quantity_positive"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["customer_ref"], name="crosssell_purchase_customer"),
+            models.Index(fields=["product", "order_ref"], name="crosssell_purchase_product"),
+            models.Index(fields=["purchased_at"], name="crosssell_purchase_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.order_ref}: {self.quantity} x {self.product_id}"  # type: ignore[attr-defined]
+
+
+class Build(models.Model):
+    """One recomputation of the recommendations; exactly one is live at a time."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", "running"
+        READY = "ready", "ready"
+        LIVE = "live", "live"
+        FAILED = "failed", "failed"
+
+    state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
+    trigger = models.CharField(max_length=32, default="manual")
+    task_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+    parameters = models.JSONField(default=dict, blank=True)
+    counts = models.JSONField(default=dict, blank=True, help_text="Data size and output counts.")
+    metrics = models.JSONField(default=dict, blank=True, help_text="Offline metrics.")
+    progress = models.JSONField(default=dict, blank=True, help_text="Stage, percent, rows.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        get_latest_by = "created_at"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["state"], condition=Q(state="live"), name="crosssell_one_live_build"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Build #{self.pk} ({self.state})"
+
+    @property
+    def duration(self) -> timedelta | None:
+        return self.finished_at - self.created_at if self.finished_at else None
+
+
+class Recommendation(models.Model):
+    """Target is recommended with source; rows with no build are the merchant's own decisions."""
+
+    class Kind(models.TextChoices):
+        BOUGHT_TOGETHER = "bought_together", "frequently bought together"
+        ALSO_BOUGHT = "also_bought", "customers also bought"
+        SIMILAR = "similar", "similar products"
+
+    class Status(models.TextChoices):
+        AUTO = "auto", "automatic"
+        PINNED = "pinned", "pinned"
+        REJECTED = "rejected", "rejected"
+
+    source = models.ForeignKey(
+        get_product_model_string(), on_delete=models.CASCADE, related_name="+"
+    )
+    target = models.ForeignKey(
+        get_product_model_string(), on_delete=models.CASCADE, related_name="+"
+    )
+    kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.BOUGHT_TOGETHER)
+    score = models.FloatField(default=0.0)
+    rank = models.PositiveSmallIntegerField(default=0)
+    strategy = models.CharField(max_length=64, default="manual")
+    evidence = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.AUTO)
+    build = models.ForeignKey(
+        Build, null=True, blank=True, on_delete=models.CASCADE, related_name="recommendations"
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["kind", "source", "rank"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["build", "kind", "source", "target"],
+                condition=Q(build__isnull=False),
+                name="crosssell_rec_unique_in_build",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "source", "target"],
+                condition=Q(build__isnull=True),
+                name="crosssell_rec_unique_curated",
+            ),
+            models.CheckConstraint(
+                condition=~Q(source=models.F("target")), name="crosssell_rec_not_itself"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["build", "kind", "source", "rank"], name="crosssell_rec_serving"),
+            models.Index(
+                fields=["kind", "source", "status"],
+                condition=Q(build__isnull=True),
+                name="crosssell_rec_curated",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id} -> {self.target_id} ({self.kind}, {self.status})"  # type: ignore[attr-defined]
+
+
+def product_field(name: str) -> str | None:
+    """The ORM lookup of a mapped product field (``CROSSSELL_PRODUCT_FIELDS``)."""
+    from crosssell.conf import settings
+
+    value: str | None = settings.PRODUCT_FIELDS.get(name)
+    return value
+
+
+def user_customer_ref(user: Any) -> str:
+    """The customer reference recorded for a signed-in user: its primary key."""
+    return str(user.pk) if user is not None and getattr(user, "is_authenticated", False) else ""
+
+
+__all__ = [
+    "AbstractProduct",
+    "Build",
+    "Product",
+    "Purchase",
+    "Recommendation",
+    "get_product_model",
+    "product_field",
+    "user_customer_ref",
+]

@@ -1,0 +1,5 @@
+"""The sample shop: a small storefront with crosssell installed."""
+
+from shop.celery import app as celery_app
+
+__all__ = ["celery_app"]

@@ -1,0 +1,26 @@
+"""crosssell installed in a shop with its own product model (``swapshop.Item``)."""
+
+from shop.settings import *  # noqa: F403
+from shop.settings import INSTALLED_APPS
+
+INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "shop"] + ["tests.swapshop"]
+ROOT_URLCONF = "tests.urls_swapped"
+TEMPLATES[0]["OPTIONS"]["context_processors"] = [  # noqa: F405
+    p
+    for p in TEMPLATES[0]["OPTIONS"]["context_processors"]
+    if not p.startswith("shop.")
+]
+CROSSSELL_PRODUCT_MODEL = "swapshop.Item"
+CROSSSELL_PRODUCT_FIELDS = {
+    "key": "code",
+    "name": "title",
+    "text": "blurb",
+    "category": "department",
+    "price": "amount",
+    "active": "listed",
+    "stock": None,
+    "parent": None,
+    "image": None,
+}
+ABSOLUTE_URL_OVERRIDES: dict[str, object] = {}
+CELERY_BEAT_SCHEDULE: dict[str, object] = {}
