@@ -56,6 +56,9 @@ DEFAULTS: dict[str, Any] = {
     "IMPORT_MAX_BYTES": 2 * 1024**3,
     # Seconds within which an order line is attributed to the widget impression it came from.
     "ATTRIBUTION_WINDOW": 7 * 24 * 3600,
+    # Where the widget's "add selected to cart" form posts: a URL name or a path ("" = no form).
+    # The view receives one or more ``product_id`` values (and ``quantity``, default 1).
+    "ADD_TO_CART_URL": "",
     # Random seed of everything random in a build.
     "RANDOM_STATE": 42,
 }

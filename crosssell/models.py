@@ -213,6 +213,17 @@ class Recommendation(models.Model):
         return f"{self.source_id} -> {self.target_id} ({self.kind}, {self.status})"  # type: ignore[attr-defined]
 
 
+class PendingUpdate(models.Model):
+    """A product whose lists wait for an incremental update (written in the checkout's transaction,
+    so an order's update survives a broker that is down)."""
+
+    product_id = models.BigIntegerField(db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"pending update of product {self.product_id}"
+
+
 def product_field(name: str) -> str | None:
     """The ORM lookup of a mapped product field (``CROSSSELL_PRODUCT_FIELDS``)."""
     from crosssell.conf import settings
@@ -229,6 +240,7 @@ def user_customer_ref(user: Any) -> str:
 __all__ = [
     "AbstractProduct",
     "Build",
+    "PendingUpdate",
     "Product",
     "Purchase",
     "Recommendation",

@@ -199,4 +199,5 @@ LOGGING = {
 # crosssell: the sample shop uses the app's own Product model (the default).
 CROSSSELL_PRODUCT_MODEL = "crosssell.Product"
 ABSOLUTE_URL_OVERRIDES = {"crosssell.product": lambda p: f"/products/{p.pk}/"}
+CROSSSELL_ADD_TO_CART_URL = "shop:cart-add"
 CROSSSELL_MIN_CUSTOMERS = int(os.environ.get("CROSSSELL_MIN_CUSTOMERS", "3"))

@@ -2,13 +2,15 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from shop import views
 
-app_name = "shop"
-
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("", views.catalog, name="catalog"),
-    path("", include("crosssell.urls")),
+    path("api/crosssell/", include("crosssell.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("crosssell/", include("crosssell.urls")),
+    path("", include("shop.storefront_urls")),
 ]

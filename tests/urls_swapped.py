@@ -3,5 +3,6 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("", include("crosssell.urls")),
+    path("api/crosssell/", include("crosssell.api.urls")),
+    path("crosssell/", include("crosssell.urls")),
 ]

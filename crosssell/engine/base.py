@@ -206,3 +206,72 @@ def topk_rows(S: sp.csr_matrix, rows: IntArray, k: int, exclude_self: bool = Tru
         out_i[pos, : len(order)] = cols[order]
         out_s[pos, : len(order)] = vals[order]
     return TopK(out_i, out_s)
+
+
+class UserRecommender(ABC):
+    """Base class of "recommended for you": fit on interactions, rank items for customers."""
+
+    #: The name recorded with every recommendation this strategy produces.
+    name: ClassVar[str] = "base-user"
+
+    @abstractmethod
+    def fit(self, data: Interactions) -> Self:
+        """Learn from ``data``; returns ``self``."""
+
+    @abstractmethod
+    def recommend(self, customers: npt.ArrayLike, k: int, exclude_seen: bool = True) -> TopK:
+        """The ``k`` best items for each of ``customers`` (customer indices of the fitted data).
+
+        With ``exclude_seen`` the items a customer already bought are never returned.
+        """
+
+
+def empty_topk(n_rows: int, k: int) -> TopK:
+    """A ``TopK`` of ``n_rows`` rows with every slot padded (``-1``)."""
+    return TopK(
+        np.full((n_rows, k), -1, dtype=np.int64), np.zeros((n_rows, k), dtype=np.float32)
+    )
+
+
+def dense_topk(
+    scores: npt.NDArray[np.floating], k: int, exclude: sp.csr_matrix | None = None
+) -> TopK:
+    """Top ``k`` columns of each row of a dense score matrix, best first.
+
+    Parameters
+    ----------
+    scores
+        ``n_rows x n_items`` scores; only positive or finite scores above ``-inf`` are kept.
+    k
+        List length; short rows are padded with ``-1``.
+    exclude
+        Optional ``n_rows x n_items`` sparse mask of items never to return (e.g. already bought).
+
+    Notes
+    -----
+    Ties break by the smaller column index, so results are deterministic.
+    """
+    S = np.array(scores, dtype=np.float64, copy=True)
+    if exclude is not None and exclude.nnz:
+        r, c = exclude.nonzero()
+        S[r, c] = -np.inf
+    n_rows, n_items = S.shape
+    kk = min(k, n_items)
+    out = empty_topk(n_rows, k)
+    if kk == 0 or n_rows == 0:
+        return out
+    part = np.argpartition(-S, kk - 1, axis=1)[:, :kk] if kk < n_items else np.tile(
+        np.arange(n_items), (n_rows, 1)
+    )
+    # argpartition does not order ties by index: take every column tied with the k-th value too
+    kth = np.take_along_axis(S, part, axis=1).min(axis=1)
+    for i in range(n_rows):
+        cand = np.flatnonzero(S[i] >= kth[i]) if np.isfinite(kth[i]) else part[i]
+        vals = S[i, cand]
+        order = np.lexsort((cand, -vals))[:kk]
+        cols, v = cand[order], vals[order]
+        good = np.isfinite(v)
+        cols, v = cols[good], v[good]
+        out.indices[i, : len(cols)] = cols
+        out.scores[i, : len(cols)] = v
+    return out

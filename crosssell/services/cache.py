@@ -1,0 +1,73 @@
+"""The cache: keys carry the live build's id and a curation version, so a new build or a pin
+takes effect at once without sweeping anything. Every call survives a cache that is down."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from django.core.cache import caches
+
+from crosssell.conf import settings
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+VERSION_KEY = "crosssell:version"
+_MISS = object()
+
+
+def _cache() -> Any:
+    return caches[settings.CACHE_ALIAS]
+
+
+def version() -> str:
+    """The current cache generation (changes with every publish and every curation)."""
+    try:
+        value = _cache().get(VERSION_KEY)
+        if value is None:
+            value = _fresh_version()
+            _cache().add(VERSION_KEY, value, None)
+        return str(value)
+    except Exception:  # a cache that is down must never break a page
+        logger.warning("crosssell cache unavailable; serving from the database", exc_info=True)
+        return ""
+
+
+def _fresh_version() -> str:
+    from crosssell.models import Build, Recommendation
+
+    live = Build.objects.filter(state=Build.State.LIVE).values_list("pk", flat=True).first()
+    curated = Recommendation.objects.filter(build__isnull=True).order_by("-updated_at")
+    last = curated.values_list("updated_at", flat=True).first()
+    return f"{live}-{last.timestamp() if last else 0}"
+
+
+def bump() -> None:
+    """Start a new cache generation (after a publish or a merchant's change)."""
+    try:
+        _cache().set(VERSION_KEY, _fresh_version(), None)
+    except Exception:
+        logger.warning("crosssell cache unavailable; could not bump the version", exc_info=True)
+
+
+def get_or_set(key: str, compute: Callable[[], T]) -> T:
+    """``compute()`` cached under ``key`` in the current generation; computed when the cache
+    is down (never an error)."""
+    gen = version()
+    if not gen:
+        return compute()
+    full = f"crosssell:{gen}:{key}"
+    try:
+        value = _cache().get(full, _MISS)
+    except Exception:
+        logger.warning("crosssell cache read failed", exc_info=True)
+        return compute()
+    if value is not _MISS:
+        return value  # type: ignore[no-any-return]
+    value = compute()
+    try:
+        _cache().set(full, value, settings.CACHE_TIMEOUT)
+    except Exception:
+        logger.warning("crosssell cache write failed", exc_info=True)
+    return value
