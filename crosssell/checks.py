@@ -1,4 +1,4 @@
-"""System checks for the ``CROSSSELL_*`` settings: wrong values are reported, not raised at import."""
+"""System checks for the ``CROSSSELL_*`` settings: bad values are reported, not raised on import."""
 
 from __future__ import annotations
 
@@ -25,14 +25,14 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                     id="crosssell.E001",
                 )
             )
-    if isinstance(cs_settings.DEFAULT_LIMIT, int) and isinstance(cs_settings.MAX_LIMIT, int):
-        if not 1 <= cs_settings.DEFAULT_LIMIT <= cs_settings.MAX_LIMIT:
-            errors.append(
-                checks.Error(
-                    "CROSSSELL_DEFAULT_LIMIT must be between 1 and CROSSSELL_MAX_LIMIT.",
-                    id="crosssell.E002",
-                )
+    limits = (cs_settings.DEFAULT_LIMIT, cs_settings.MAX_LIMIT)
+    if all(isinstance(v, int) for v in limits) and not 1 <= limits[0] <= limits[1]:
+        errors.append(
+            checks.Error(
+                "CROSSSELL_DEFAULT_LIMIT must be between 1 and CROSSSELL_MAX_LIMIT.",
+                id="crosssell.E002",
             )
+        )
     if not isinstance(cs_settings.STRATEGIES, list | tuple) or not cs_settings.STRATEGIES:
         errors.append(
             checks.Error("CROSSSELL_STRATEGIES must be a non-empty list.", id="crosssell.E003")

@@ -111,7 +111,7 @@ class Purchase(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.order_ref}: {self.quantity} x {self.product_id}"  # type: ignore[attr-defined]
+        return f"{self.order_ref}: {self.quantity} x {self.product_id}"
 
 
 class Build(models.Model):
@@ -210,7 +210,7 @@ class Recommendation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.source_id} -> {self.target_id} ({self.kind}, {self.status})"  # type: ignore[attr-defined]
+        return f"{self.source_id} -> {self.target_id} ({self.kind}, {self.status})"
 
 
 class PendingUpdate(models.Model):

@@ -44,4 +44,4 @@ class OrderLine(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.order_id}: {self.quantity} x {self.product_id}"  # type: ignore[attr-defined]
+        return f"{self.order_id}: {self.quantity} x {self.product_id}"

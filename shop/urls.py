@@ -4,8 +4,6 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from shop import views
-
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/crosssell/", include("crosssell.api.urls")),

@@ -1,14 +1,12 @@
 """crosssell installed in a shop with its own product model (``swapshop.Item``)."""
 
 from shop.settings import *  # noqa: F403
-from shop.settings import INSTALLED_APPS
+from shop.settings import INSTALLED_APPS, TEMPLATES
 
 INSTALLED_APPS = [app for app in INSTALLED_APPS if app != "shop"] + ["tests.swapshop"]
 ROOT_URLCONF = "tests.urls_swapped"
-TEMPLATES[0]["OPTIONS"]["context_processors"] = [  # noqa: F405
-    p
-    for p in TEMPLATES[0]["OPTIONS"]["context_processors"]
-    if not p.startswith("shop.")
+TEMPLATES[0]["OPTIONS"]["context_processors"] = [
+    p for p in TEMPLATES[0]["OPTIONS"]["context_processors"] if not p.startswith("shop.")
 ]
 CROSSSELL_PRODUCT_MODEL = "swapshop.Item"
 CROSSSELL_PRODUCT_FIELDS = {

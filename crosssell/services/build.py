@@ -116,7 +116,9 @@ def rebuild(
         publish(build)
     except BaseException as exc:
         Build.objects.filter(pk=build.pk).update(
-            state=Build.State.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
+            state=Build.State.FAILED,
+            error=f"{type(exc).__name__}: {exc}",
+            finished_at=timezone.now(),
         )
         logger.exception("crosssell rebuild #%s failed", build.pk)
         raise
@@ -143,9 +145,9 @@ class _Reporter:
             Build.objects.filter(pk=self.build.pk).update(progress=progress)
 
 
-def customer_counts(data: Interactions, src: npt.NDArray[np.int64], dst: npt.NDArray[np.int64]) -> (
-    npt.NDArray[np.int64]
-):
+def customer_counts(
+    data: Interactions, src: npt.NDArray[np.int64], dst: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
     """For each pair, the number of distinct customers who bought both items."""
     if len(src) == 0:
         return np.zeros(0, dtype=np.int64)
@@ -157,9 +159,7 @@ def customer_counts(data: Interactions, src: npt.NDArray[np.int64], dst: npt.NDA
     return np.asarray(CU[inv, dst]).ravel().astype(np.int64)
 
 
-def compute_rows(
-    data: Interactions, model: ItemRecommender, k: int, min_customers: int
-) -> Rows:
+def compute_rows(data: Interactions, model: ItemRecommender, k: int, min_customers: int) -> Rows:
     """Top ``k`` per item, privacy-filtered, filled with popularity so every list is full.
 
     A pair that between 1 and ``min_customers - 1`` distinct customers bought together is never
@@ -178,9 +178,15 @@ def compute_rows(
     strat_l: list[str] = []
     for i in range(n):
         row = wide.indices[i]
-        cand = [(int(j), float(s), names[int(wide.sources[i, p])] if wide.sources is not None
-                 else names[0]) for p, (j, s) in enumerate(zip(row, wide.scores[i], strict=True))
-                if j >= 0 and j != i]
+        cand = [
+            (
+                int(j),
+                float(s),
+                names[int(wide.sources[i, p])] if wide.sources is not None else names[0],
+            )
+            for p, (j, s) in enumerate(zip(row, wide.scores[i], strict=True))
+            if j >= 0 and j != i
+        ]
         fill = [(int(j), 0.0, "popularity") for j in pop_head if j != i]
         chosen: list[tuple[int, float, str]] = []
         seen: set[int] = {i}
@@ -191,10 +197,10 @@ def compute_rows(
             chosen.append((j, s, name))
             if len(chosen) == k + 8:  # headroom for pairs the privacy filter drops
                 break
-        for rank, (j, s, name) in enumerate(chosen):
+        for pos, (j, s, name) in enumerate(chosen):
             src_l.append(i)
             dst_l.append(j)
-            rank_l.append(rank)
+            rank_l.append(pos)
             score_l.append(s)
             strat_l.append(name)
     src = np.asarray(src_l, dtype=np.int64)
@@ -237,7 +243,7 @@ def pair_evidence(
     except ImportError:
         engine_pair_evidence = None
     if engine_pair_evidence is not None:
-        return engine_pair_evidence(data, src, dst)  # type: ignore[no-any-return]
+        return engine_pair_evidence(data, src, dst)
     C = cooccurrence(data.baskets)
     counts = C.diagonal().astype(np.float64)
     co = np.asarray(C[src, dst]).ravel().astype(np.float64) if len(src) else np.zeros(0)
@@ -336,5 +342,3 @@ def prune_builds() -> int:
 def live_build() -> Build | None:
     """The live build, if any."""
     return Build.objects.filter(state=Build.State.LIVE).first()
-
-

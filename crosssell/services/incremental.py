@@ -113,7 +113,7 @@ def update_products(product_ids: Sequence[int]) -> int:
             rows = rows[:k]
             for rank, row in enumerate(rows):
                 row.rank = rank
-                row.status = statuses.get(row.target_id, row.status)  # type: ignore[attr-defined]
+                row.status = statuses.get(row.target_id, row.status)
             Recommendation.objects.filter(build=live, kind=kind, source_id=pid).delete()
             Recommendation.objects.bulk_create(rows)
             written += len(rows)
@@ -130,16 +130,14 @@ def co_purchase_counts(product_ids: Sequence[int]) -> dict[int, list[tuple[int, 
     table = Purchase._meta.db_table
     placeholders = ", ".join(["%s"] * len(product_ids))
     # A guest (empty customer_ref) counts as one customer per order.
-    customer = (
-        "CASE WHEN b.customer_ref = '' THEN 'o:' || b.order_ref ELSE b.customer_ref END"
-    )
+    customer = "CASE WHEN b.customer_ref = '' THEN 'o:' || b.order_ref ELSE b.customer_ref END"
     sql = f"""
         SELECT a.product_id, b.product_id, COUNT(DISTINCT b.order_ref),
                COUNT(DISTINCT {customer})
         FROM {table} a JOIN {table} b ON a.order_ref = b.order_ref
         WHERE a.product_id IN ({placeholders}) AND b.product_id <> a.product_id
         GROUP BY a.product_id, b.product_id
-    """  # noqa: S608 (table names are ours; values are parameters)
+    """
     out: dict[int, list[tuple[int, int, int]]] = {}
     with connection.cursor() as cur:
         cur.execute(sql, list(product_ids))

@@ -39,7 +39,7 @@ def sellable_products() -> QuerySet[Model]:
 
 
 def read(product: Model, role: str, default: Any = None) -> Any:
-    """The value of a mapped field (``"name"``, ``"price"``, ``"category__name"``...) of a product."""
+    """The value of a mapped field (``"name"``, ``"price"``...) of a loaded product."""
     lookup = product_field(role)
     if not lookup:
         return default

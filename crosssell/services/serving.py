@@ -87,8 +87,11 @@ def ranked_slots(source_ids: Sequence[int], kind: str) -> list[Slot]:
                 entry["pinned"] = entry["pinned"] or pinned
         ordered = sorted(
             merged.items(),
-            key=lambda kv: (not kv[1]["pinned"], -kv[1]["score"] if len(sources) > 1 else 0,
-                            kv[1]["order"]),
+            key=lambda kv: (
+                not kv[1]["pinned"],
+                -kv[1]["score"] if len(sources) > 1 else 0,
+                kv[1]["order"],
+            ),
         )
         return [
             Slot(t, float(e["score"]), e["strategy"], e["pinned"], e["evidence"] or {})
@@ -142,7 +145,8 @@ def recommend(
     taken = {s.product_id for s in candidates}
     fallback_lists = ([bestseller_ids(category)] if category else []) + [bestseller_ids()]
     for strategy, ids in zip(
-        (["category_bestsellers"] if category else []) + ["bestsellers"], fallback_lists,
+        (["category_bestsellers"] if category else []) + ["bestsellers"],
+        fallback_lists,
         strict=True,
     ):
         for pid in ids:
