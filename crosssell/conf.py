@@ -48,6 +48,10 @@ DEFAULTS: dict[str, Any] = {
     "SHARD_SIZE": 50_000,
     # Incremental updates: seconds a burst of orders is collected before one update per product.
     "INCREMENTAL_DELAY": 2.0,
+    # Seconds the rebuild lock lives without being refreshed (a killed worker's lock expires),
+    # and how long a rebuild waits for the one before it to finish.
+    "LOCK_TTL": 120,
+    "LOCK_WAIT": 3600,
     "CACHE_ALIAS": "default",
     "CACHE_TIMEOUT": 3600,
     # Where trained model artifacts are stored (Django default storage).

@@ -1,28 +1,78 @@
-"""Celery tasks: ids in, one service call out. The schedule belongs to the project."""
+"""Celery tasks: ids in, one service call out. The schedule belongs to the project.
+
+Every task is idempotent and acknowledged late, so a task whose worker was killed is run again
+by another worker without duplicates.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from celery import shared_task
+from django.db import DatabaseError, InterfaceError
+
+RETRY_ON = (ConnectionError, TimeoutError, DatabaseError, InterfaceError)
 
 
 @shared_task(
     name="crosssell.rebuild",
     bind=True,
     acks_late=True,
-    autoretry_for=(ConnectionError,),
-    retry_backoff=True,
-    max_retries=3,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    soft_time_limit=6 * 3600,
 )
-def rebuild(self: Any, trigger: str = "schedule") -> int:
-    """Recompute and publish every product's recommendations; returns the new build's id."""
-    from crosssell.services.build import rebuild as run
+def rebuild(self: Any, trigger: str = "schedule", strategy: str | None = None) -> int:
+    """Recompute and publish every product's recommendations; returns the build's id."""
+    from crosssell.services.distributed import LockBusy, start_rebuild
 
-    return run(trigger=trigger, task_id=self.request.id or "").pk
+    try:
+        return start_rebuild(trigger, self.request.id or "", strategy)
+    except LockBusy as exc:
+        # Another rebuild runs: come back later rather than block a worker slot.
+        raise self.retry(exc=exc, countdown=5, max_retries=720) from exc
+    except RETRY_ON as exc:
+        raise self.retry(exc=exc, countdown=min(600, 10 * 2**self.request.retries)) from exc
 
 
-@shared_task(name="crosssell.process_pending", acks_late=True)
+@shared_task(
+    name="crosssell.rebuild_shard",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=RETRY_ON,
+    retry_backoff=True,
+    max_retries=5,
+)
+def rebuild_shard(build_id: int, start: int, stop: int, strategy: str | None = None) -> int:
+    """Rank and write one range of products of a chord rebuild."""
+    from crosssell.services.distributed import rank_shard
+
+    return rank_shard(build_id, start, stop, strategy)
+
+
+@shared_task(name="crosssell.finish_rebuild", acks_late=True, reject_on_worker_lost=True)
+def finish_rebuild(results: list[int], build_id: int) -> int:
+    """Publish a chord rebuild once every shard is written."""
+    from crosssell.services.distributed import finish
+
+    return finish(results, build_id)
+
+
+@shared_task(name="crosssell.rebuild_failed")
+def rebuild_failed(build_id: int) -> None:
+    """Mark a chord rebuild failed when one of its shards failed."""
+    from crosssell.services.distributed import failed
+
+    failed(build_id)
+
+
+@shared_task(
+    name="crosssell.process_pending",
+    acks_late=True,
+    autoretry_for=RETRY_ON,
+    retry_backoff=True,
+    max_retries=5,
+)
 def process_pending() -> int:
     """Apply the pending incremental updates (a checkout's products)."""
     from crosssell.services.incremental import process_pending as run

@@ -116,7 +116,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# An unacknowledged task (its worker was killed) is handed to another worker after this long.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+}
+CELERY_RESULT_EXPIRES = 3600
 # The schedule belongs to the project, not to the reusable app.
 CELERY_BEAT_SCHEDULE = {
     "crosssell-nightly-rebuild": {
@@ -201,3 +205,6 @@ CROSSSELL_PRODUCT_MODEL = "crosssell.Product"
 ABSOLUTE_URL_OVERRIDES = {"crosssell.product": lambda p: f"/products/{p.pk}/"}
 CROSSSELL_ADD_TO_CART_URL = "shop:cart-add"
 CROSSSELL_MIN_CUSTOMERS = int(os.environ.get("CROSSSELL_MIN_CUSTOMERS", "3"))
+CROSSSELL_SHARD_SIZE = int(os.environ.get("CROSSSELL_SHARD_SIZE", "50000"))
+CROSSSELL_LOCK_TTL = int(os.environ.get("CROSSSELL_LOCK_TTL", "120"))
+CROSSSELL_INCREMENTAL_DELAY = float(os.environ.get("CROSSSELL_INCREMENTAL_DELAY", "2"))

@@ -13,6 +13,7 @@ import numpy.typing as npt
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from crosssell.conf import settings
 from crosssell.engine.base import Interactions, ItemRecommender
@@ -21,6 +22,7 @@ from crosssell.engine.popularity import Popularity
 from crosssell.models import Build, Recommendation
 from crosssell.services import cache as cs_cache
 from crosssell.services.extract import Extracted, extract
+from crosssell.services.locks import CacheLock, LockTimeout
 
 logger = logging.getLogger(__name__)
 ProgressFn = Callable[[str, float, int], None]
@@ -54,21 +56,24 @@ def default_strategy() -> ItemRecommender:
 def rebuild(
     *,
     trigger: str = "manual",
-    strategy: ItemRecommender | None = None,
+    strategy: ItemRecommender | str | None = None,
     progress: ProgressFn | None = None,
     task_id: str = "",
+    wait: float | None = None,
 ) -> Build:
-    """Recompute every product's recommendations and make them live.
+    """Recompute every product's recommendations in this process and make them live.
 
     Parameters
     ----------
     trigger
         Who asked: ``"manual"``, ``"schedule"``, ``"admin"``, ``"demo"``...
     strategy
-        The fitted-on-the-fly strategy; by default :func:`default_strategy`.
+        A strategy instance or registry name; by default :func:`default_strategy`.
     progress
         Called as ``progress(stage, fraction, rows)``; the build's ``progress`` field is kept
         up to date as well, so the admin can show it.
+    wait
+        Seconds to wait for a rebuild that is already running (default ``CROSSSELL_LOCK_WAIT``).
 
     Returns
     -------
@@ -76,8 +81,45 @@ def rebuild(
         The new live build. On any failure the build is marked failed with its error, the
         previous build stays live, and the exception propagates.
     """
-    model = strategy or default_strategy()
-    build = Build.objects.create(
+    lock = CacheLock("rebuild", wait=settings.LOCK_WAIT if wait is None else wait)
+    if not lock.acquire():
+        raise LockTimeout("another rebuild is running")
+    try:
+        model = resolve_strategy(strategy)
+        build = start_build(trigger, task_id, model)
+        return run_build(build, model, _Reporter(build, progress, lock))
+    finally:
+        lock.release()
+
+
+def resolve_strategy(strategy: ItemRecommender | str | None) -> ItemRecommender:
+    """A strategy instance from an instance, a registry name or dotted path, or the default."""
+    if strategy is None:
+        return default_strategy()
+    if isinstance(strategy, str) and "." in strategy:
+        cls = import_string(strategy)
+        return cls()  # type: ignore[no-any-return]
+    if isinstance(strategy, str):
+        from crosssell.engine import registry
+
+        built: ItemRecommender = registry.build_strategy(strategy)
+        return built
+    return strategy
+
+
+def start_build(trigger: str, task_id: str, model: ItemRecommender) -> Build:
+    """Create the running build (call with the rebuild lock held).
+
+    A build still marked running now lost its worker (the lock is ours, so nobody runs it): it
+    is marked failed.
+    """
+    Build.objects.filter(state=Build.State.RUNNING).update(
+        state=Build.State.FAILED,
+        error="The worker running this build stopped before it finished.",
+        finished_at=timezone.now(),
+    )
+    Recommendation.objects.filter(build__state=Build.State.FAILED).delete()
+    return Build.objects.create(
         state=Build.State.RUNNING,
         trigger=trigger,
         task_id=task_id,
@@ -87,7 +129,10 @@ def rebuild(
             "list_length": settings.LIST_LENGTH,
         },
     )
-    report = _Reporter(build, progress)
+
+
+def run_build(build: Build, model: ItemRecommender, report: _Reporter) -> Build:
+    """Extract, fit, rank, write and publish ``build``; marks it failed on any error."""
     started = time.perf_counter()
     try:
         report("extract", 0.0, 0)
@@ -100,39 +145,52 @@ def rebuild(
         rows = compute_rows(ex.data, model, settings.LIST_LENGTH, settings.MIN_CUSTOMERS)
         report("write", 0.0, len(rows))
         written = write_rows(build, ex, rows, Recommendation.Kind.BOUGHT_TOGETHER, report)
-        build.counts = {
-            "orders": ex.data.n_orders,
-            "lines": ex.n_lines,
-            "products": ex.data.n_items,
-            "products_with_sales": int((ex.data.baskets.getnnz(axis=0) > 0).sum()),
-            "customers": ex.data.n_customers,
-            "recommendations": written,
-        }
-        build.metrics = {"fit_seconds": round(fit_seconds, 3)}
-        build.finished_at = timezone.now()
-        build.state = Build.State.READY
-        build.progress = {"stage": "publish", "percent": 100, "rows": written}
-        build.save(update_fields=["counts", "metrics", "finished_at", "state", "progress"])
-        publish(build)
+        finish_build(build, ex, written, {"fit_seconds": round(fit_seconds, 3)})
     except BaseException as exc:
-        Build.objects.filter(pk=build.pk).update(
-            state=Build.State.FAILED,
-            error=f"{type(exc).__name__}: {exc}",
-            finished_at=timezone.now(),
-        )
-        logger.exception("crosssell rebuild #%s failed", build.pk)
+        fail_build(build, exc)
         raise
     logger.info("crosssell build #%s live in %.1fs", build.pk, time.perf_counter() - started)
     build.refresh_from_db()
     return build
 
 
-class _Reporter:
-    """Forwards progress to a callback and, at most twice a second, to the Build row."""
+def finish_build(build: Build, ex: Extracted, written: int, metrics: dict[str, Any]) -> None:
+    """Record the build's counts, mark it ready and publish it."""
+    build.counts = {
+        "orders": ex.data.n_orders,
+        "lines": ex.n_lines,
+        "products": ex.data.n_items,
+        "products_with_sales": int((ex.data.baskets.getnnz(axis=0) > 0).sum()),
+        "customers": ex.data.n_customers,
+        "recommendations": written,
+    }
+    build.metrics = {**build.metrics, **metrics}
+    build.finished_at = timezone.now()
+    build.state = Build.State.READY
+    build.progress = {"stage": "publish", "percent": 100, "rows": written}
+    build.save(update_fields=["counts", "metrics", "finished_at", "state", "progress"])
+    publish(build)
 
-    def __init__(self, build: Build, callback: ProgressFn | None) -> None:
+
+def fail_build(build: Build, exc: BaseException) -> None:
+    """Mark ``build`` failed with its error and drop its rows; the live build stays."""
+    Build.objects.filter(pk=build.pk).update(
+        state=Build.State.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
+    )
+    Recommendation.objects.filter(build_id=build.pk).delete()
+    logger.error("crosssell build #%s failed: %s", build.pk, exc)
+
+
+class _Reporter:
+    """Forwards progress to a callback and, at most twice a second, to the Build row; keeps the
+    rebuild lock alive meanwhile."""
+
+    def __init__(
+        self, build: Build, callback: ProgressFn | None, lock: CacheLock | None = None
+    ) -> None:
         self.build = build
         self.callback = callback
+        self.lock = lock
         self.last = 0.0
 
     def __call__(self, stage: str, fraction: float, rows: int) -> None:
@@ -143,6 +201,8 @@ class _Reporter:
             self.last = now
             progress = {"stage": stage, "percent": round(100 * fraction, 1), "rows": rows}
             Build.objects.filter(pk=self.build.pk).update(progress=progress)
+            if self.lock is not None:
+                self.lock.refresh()
 
 
 def customer_counts(
@@ -159,14 +219,20 @@ def customer_counts(
     return np.asarray(CU[inv, dst]).ravel().astype(np.int64)
 
 
-def compute_rows(data: Interactions, model: ItemRecommender, k: int, min_customers: int) -> Rows:
+def compute_rows(
+    data: Interactions,
+    model: ItemRecommender,
+    k: int,
+    min_customers: int,
+    items: npt.NDArray[np.int64] | None = None,
+) -> Rows:
     """Top ``k`` per item, privacy-filtered, filled with popularity so every list is full.
 
     A pair that between 1 and ``min_customers - 1`` distinct customers bought together is never
     published, whichever strategy proposed it: showing it would reveal those customers' baskets.
     """
-    n = data.n_items
-    items = np.arange(n, dtype=np.int64)
+    if items is None:
+        items = np.arange(data.n_items, dtype=np.int64)
     wide = model.similar_items(items, k + 8)
     names = wide.source_names or [getattr(model, "name", "strategy")]
     pop = Popularity().fit(data)
@@ -176,15 +242,15 @@ def compute_rows(data: Interactions, model: ItemRecommender, k: int, min_custome
     rank_l: list[int] = []
     score_l: list[float] = []
     strat_l: list[str] = []
-    for i in range(n):
-        row = wide.indices[i]
+    for pos_q, i in enumerate(items.tolist()):
+        row = wide.indices[pos_q]
         cand = [
             (
                 int(j),
                 float(s),
-                names[int(wide.sources[i, p])] if wide.sources is not None else names[0],
+                names[int(wide.sources[pos_q, p])] if wide.sources is not None else names[0],
             )
-            for p, (j, s) in enumerate(zip(row, wide.scores[i], strict=True))
+            for p, (j, s) in enumerate(zip(row, wide.scores[pos_q], strict=True))
             if j >= 0 and j != i
         ]
         fill = [(int(j), 0.0, "popularity") for j in pop_head if j != i]

@@ -1,0 +1,193 @@
+"""A rebuild as a Celery chord: shards of products ranked by any number of workers.
+
+The interaction matrix travels through Django storage (one ``.npz`` written once, read by each
+shard), never through the broker; the merge and the swap happen once, in the chord's callback.
+Each shard deletes what an earlier attempt of it wrote before writing, so a redelivered shard
+(a killed worker, ``acks_late``) leaves no duplicates.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from crosssell.conf import settings
+from crosssell.engine.base import Interactions, ItemContent
+from crosssell.models import Build, Recommendation
+from crosssell.services.build import (
+    compute_rows,
+    fail_build,
+    finish_build,
+    rebuild,
+    resolve_strategy,
+    start_build,
+    write_rows,
+)
+from crosssell.services.extract import Extracted, extract
+from crosssell.services.locks import CacheLock
+from crosssell.services.products import products
+
+logger = logging.getLogger(__name__)
+LOCK_NAME = "rebuild"
+
+
+class LockBusy(RuntimeError):
+    """Another rebuild holds the lock; the task retries later instead of blocking a worker."""
+
+
+def start_rebuild(trigger: str, task_id: str = "", strategy: str | None = None) -> int:
+    """Run a rebuild: in this worker for a small catalog, as a chord above the shard size.
+
+    Returns the build's id (for a chord, the build is still running when this returns).
+    Raises :class:`LockBusy` when another rebuild runs.
+    """
+    n = products().count()
+    shard = int(settings.SHARD_SIZE)
+    if n <= shard:
+        try:
+            return rebuild(trigger=trigger, task_id=task_id, strategy=strategy, wait=0).pk
+        except Exception as exc:
+            if "another rebuild is running" in str(exc):
+                raise LockBusy(str(exc)) from exc
+            raise
+    return start_chord(trigger, task_id, strategy, shard)
+
+
+def start_chord(trigger: str, task_id: str, strategy: str | None, shard: int) -> int:
+    """Extract once, store the matrix, and launch one shard task per product range."""
+    from celery import chord
+
+    from crosssell import tasks
+
+    lock = CacheLock(LOCK_NAME)
+    if not lock.acquire():
+        raise LockBusy("another rebuild is running")
+    model = resolve_strategy(strategy)
+    build = start_build(trigger, task_id, model)
+    try:
+        ex = extract()
+        save_extracted(build, ex)
+        n = ex.data.n_items
+        ranges = [(a, min(a + shard, n)) for a in range(0, n, shard)]
+        build.parameters = {**build.parameters, "shards": len(ranges), "lock": lock.token}
+        build.progress = {"stage": "rank", "percent": 0, "rows": ex.n_lines}
+        build.save(update_fields=["parameters", "progress"])
+        header = [tasks.rebuild_shard.s(build.pk, a, b, strategy) for a, b in ranges]
+        transaction.on_commit(
+            lambda: chord(header)(
+                tasks.finish_rebuild.s(build.pk).on_error(tasks.rebuild_failed.si(build.pk))
+            )
+        )
+    except BaseException as exc:
+        fail_build(build, exc)
+        lock.release()
+        raise
+    return build.pk
+
+
+def rank_shard(build_id: int, start: int, stop: int, strategy: str | None) -> int:
+    """Rank products ``start..stop`` of the stored matrix and write them (idempotent)."""
+    build = Build.objects.get(pk=build_id)
+    ex = load_extracted(build)
+    model = resolve_strategy(strategy).fit(ex.data)
+    rows = compute_rows(
+        ex.data,
+        model,
+        settings.LIST_LENGTH,
+        settings.MIN_CUSTOMERS,
+        items=np.arange(start, stop, dtype=np.int64),
+    )
+    sources = ex.product_ids[start:stop].tolist()
+    with transaction.atomic():
+        Recommendation.objects.filter(build=build, source_id__in=sources).delete()
+        written = write_rows(build, ex, rows, Recommendation.Kind.BOUGHT_TOGETHER, lambda *a: None)
+    _refresh_lock(build)
+    return written
+
+
+def finish(results: list[int], build_id: int) -> int:
+    """The chord's callback: count, publish, release the lock, drop the stored matrix."""
+    build = Build.objects.get(pk=build_id)
+    try:
+        ex = load_extracted(build)
+        finish_build(build, ex, int(sum(results)), {"shards": len(results)})
+    except BaseException as exc:
+        fail_build(build, exc)
+        raise
+    finally:
+        _release(build)
+    return build.pk
+
+
+def failed(build_id: int) -> None:
+    """The chord's error callback: the build failed; the live one stays."""
+    build = Build.objects.get(pk=build_id)
+    if build.state == Build.State.RUNNING:
+        fail_build(build, RuntimeError("a shard of the rebuild failed"))
+    _release(build)
+
+
+def _refresh_lock(build: Build) -> None:
+    token = build.parameters.get("lock")
+    if token:
+        CacheLock.resume(LOCK_NAME, token).refresh()
+
+
+def _release(build: Build) -> None:
+    token = build.parameters.get("lock")
+    if token:
+        CacheLock.resume(LOCK_NAME, token).release()
+    default_storage.delete(_path(build))
+
+
+def _path(build: Build) -> str:
+    return f"{settings.MODEL_STORAGE_PREFIX}/builds/{build.pk}/extracted.npz"
+
+
+def save_extracted(build: Build, ex: Extracted) -> str:
+    """Write the extracted matrix and content to Django storage (no pickle)."""
+    X = ex.data.baskets
+    content = ex.data.content or ItemContent.empty(ex.data.n_items)
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        indptr=X.indptr,
+        indices=X.indices,
+        shape=np.asarray(X.shape),
+        customers=ex.data.customers,
+        n_customers=np.asarray([ex.data.n_customers]),
+        product_ids=ex.product_ids,
+        n_lines=np.asarray([ex.n_lines]),
+        names=np.asarray(content.names, dtype=str),
+        texts=np.asarray(content.texts, dtype=str),
+        categories=np.asarray(content.categories, dtype=str),
+        prices=content.prices,
+    )
+    path = _path(build)
+    default_storage.delete(path)
+    return default_storage.save(path, ContentFile(buf.getvalue()))
+
+
+def load_extracted(build: Build) -> Extracted:
+    """Read what :func:`save_extracted` wrote."""
+    with default_storage.open(_path(build), "rb") as fh:
+        z: Any = np.load(io.BytesIO(fh.read()), allow_pickle=False)
+    shape = tuple(int(v) for v in z["shape"])
+    X = sp.csr_matrix(
+        (np.ones(len(z["indices"]), dtype=np.float32), z["indices"], z["indptr"]), shape=shape
+    )
+    content = ItemContent(
+        [str(v) for v in z["names"]],
+        [str(v) for v in z["texts"]],
+        [str(v) for v in z["categories"]],
+        z["prices"].astype(np.float64),
+    )
+    data = Interactions(X, z["customers"].astype(np.int64), int(z["n_customers"][0]), content)
+    return Extracted(data, z["product_ids"].astype(np.int64), int(z["n_lines"][0]))
