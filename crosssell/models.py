@@ -213,6 +213,47 @@ class Recommendation(models.Model):
         return f"{self.source_id} -> {self.target_id} ({self.kind}, {self.status})"
 
 
+class Exclusion(models.Model):
+    """Never recommend the target side with the source side (a product or a whole category).
+
+    Applied both ways by default, when building and when serving.
+    """
+
+    source_product = models.ForeignKey(
+        get_product_model_string(),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    source_category = models.CharField(max_length=200, blank=True)
+    target_product = models.ForeignKey(
+        get_product_model_string(),
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+    )
+    target_category = models.CharField(max_length=200, blank=True)
+    symmetric = models.BooleanField(default=True, help_text="Also exclude the other direction.")
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(source_product__isnull=False) | ~Q(source_category=""))
+                & (Q(target_product__isnull=False) | ~Q(target_category="")),
+                name="crosssell_exclusion_has_both_sides",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        left = self.source_product or f"category {self.source_category}"
+        right = self.target_product or f"category {self.target_category}"
+        return f"never {right} with {left}"
+
+
 class PendingUpdate(models.Model):
     """A product whose lists wait for an incremental update (written in the checkout's transaction,
     so an order's update survives a broker that is down)."""
@@ -240,6 +281,7 @@ def user_customer_ref(user: Any) -> str:
 __all__ = [
     "AbstractProduct",
     "Build",
+    "Exclusion",
     "PendingUpdate",
     "Product",
     "Purchase",
