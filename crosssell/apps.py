@@ -13,4 +13,4 @@ class CrosssellConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from crosssell import checks, conf  # noqa: F401  (registers checks and the settings receiver)
+        from crosssell import checks, conf, signals  # noqa: F401  (registers checks and receivers)

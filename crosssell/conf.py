@@ -40,6 +40,8 @@ DEFAULTS: dict[str, Any] = {
     "LIST_LENGTH": 12,
     "DEFAULT_LIMIT": 4,
     "MAX_LIMIT": 50,
+    # Keep a product's list within (low, high) times its price, e.g. (0.1, 1.5); None: no band.
+    "PRICE_BAND": None,
     # The strategies a rebuild fits and blends, in order of preference (dotted paths or names).
     "STRATEGIES": ["cocount", "content", "category_popularity", "popularity"],
     # Builds kept for rollback besides the live one.

@@ -21,6 +21,7 @@ from crosssell.engine.cooccurrence import cooccurrence
 from crosssell.engine.popularity import Popularity
 from crosssell.models import Build, Recommendation
 from crosssell.services import cache as cs_cache
+from crosssell.services import exclusions
 from crosssell.services.extract import Extracted, extract
 from crosssell.services.locks import CacheLock, LockTimeout
 
@@ -142,7 +143,13 @@ def run_build(build: Build, model: ItemRecommender, report: _Reporter) -> Build:
         model.fit(ex.data)
         fit_seconds = time.perf_counter() - fit_started
         report("rank", 0.0, ex.n_lines)
-        rows = compute_rows(ex.data, model, settings.LIST_LENGTH, settings.MIN_CUSTOMERS)
+        rows = compute_rows(
+            ex.data,
+            model,
+            settings.LIST_LENGTH,
+            settings.MIN_CUSTOMERS,
+            excluded=exclusion_filter(ex),
+        )
         report("write", 0.0, len(rows))
         written = write_rows(build, ex, rows, Recommendation.Kind.BOUGHT_TOGETHER, report)
         finish_build(build, ex, written, {"fit_seconds": round(fit_seconds, 3)})
@@ -152,6 +159,29 @@ def run_build(build: Build, model: ItemRecommender, report: _Reporter) -> Build:
     logger.info("crosssell build #%s live in %.1fs", build.pk, time.perf_counter() - started)
     build.refresh_from_db()
     return build
+
+
+def exclusion_filter(
+    ex: Extracted,
+) -> Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], npt.NDArray[np.bool_]] | None:
+    """The merchant's exclusions as a function of item-index pairs (``None`` if none)."""
+    rules = exclusions.load_rules(cached=False)
+    if not rules:
+        return None
+    pids = ex.product_ids
+    cats = ex.data.content.categories if ex.data.content else [""] * len(pids)
+
+    def excluded(src: npt.NDArray[np.int64], dst: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        flags = exclusions.mask(
+            rules,
+            pids[src].tolist(),
+            [cats[i] for i in src.tolist()],
+            pids[dst].tolist(),
+            [cats[i] for i in dst.tolist()],
+        )
+        return np.asarray(flags, dtype=bool)
+
+    return excluded
 
 
 def finish_build(build: Build, ex: Extracted, written: int, metrics: dict[str, Any]) -> None:
@@ -225,11 +255,14 @@ def compute_rows(
     k: int,
     min_customers: int,
     items: npt.NDArray[np.int64] | None = None,
+    excluded: Callable[[npt.NDArray[np.int64], npt.NDArray[np.int64]], npt.NDArray[np.bool_]]
+    | None = None,
 ) -> Rows:
     """Top ``k`` per item, privacy-filtered, filled with popularity so every list is full.
 
     A pair that between 1 and ``min_customers - 1`` distinct customers bought together is never
     published, whichever strategy proposed it: showing it would reveal those customers' baskets.
+    ``excluded(src, dst)`` marks further pairs to drop (the merchant's exclusions).
     """
     if items is None:
         items = np.arange(data.n_items, dtype=np.int64)
@@ -273,6 +306,8 @@ def compute_rows(
     dst = np.asarray(dst_l, dtype=np.int64)
     evidence = pair_evidence(data, src, dst)
     blocked = (evidence["customers"] >= 1) & (evidence["customers"] < min_customers)
+    if excluded is not None:
+        blocked |= excluded(src, dst)
     keep = ~blocked
     # Re-rank within each source after dropping blocked pairs, and cut to k.
     src, dst = src[keep], dst[keep]

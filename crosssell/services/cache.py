@@ -4,6 +4,7 @@ takes effect at once without sweeping anything. Every call survives a cache that
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -35,12 +36,8 @@ def version() -> str:
 
 
 def _fresh_version() -> str:
-    from crosssell.models import Build, Recommendation
-
-    live = Build.objects.filter(state=Build.State.LIVE).values_list("pk", flat=True).first()
-    curated = Recommendation.objects.filter(build__isnull=True).order_by("-updated_at")
-    last = curated.values_list("updated_at", flat=True).first()
-    return f"{live}-{last.timestamp() if last else 0}"
+    # Unique per bump, so any change (a publish, a pin, an exclusion) starts a new generation.
+    return uuid.uuid4().hex[:12]
 
 
 def bump() -> None:

@@ -23,6 +23,7 @@ from crosssell.engine.base import Interactions, ItemContent
 from crosssell.models import Build, Recommendation
 from crosssell.services.build import (
     compute_rows,
+    exclusion_filter,
     fail_build,
     finish_build,
     rebuild,
@@ -103,6 +104,7 @@ def rank_shard(build_id: int, start: int, stop: int, strategy: str | None) -> in
         settings.LIST_LENGTH,
         settings.MIN_CUSTOMERS,
         items=np.arange(start, stop, dtype=np.int64),
+        excluded=exclusion_filter(ex),
     )
     sources = ex.product_ids[start:stop].tolist()
     with transaction.atomic():

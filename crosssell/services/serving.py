@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.db.models import Case, Count, IntegerField, Model, Q, Value, When
@@ -16,7 +17,14 @@ from django.db.models import Case, Count, IntegerField, Model, Q, Value, When
 from crosssell.conf import settings
 from crosssell.models import Build, Purchase, Recommendation, product_field
 from crosssell.services import cache as cs_cache
-from crosssell.services.products import products, sellable_products, sellable_q
+from crosssell.services import exclusions
+from crosssell.services.products import (
+    is_sellable,
+    price_of,
+    products,
+    sellable_products,
+    sellable_q,
+)
 
 Kind = Recommendation.Kind
 MAX_CART = 100
@@ -135,29 +143,74 @@ def recommend(
 ) -> list[Item]:
     """Up to ``limit`` sellable products for a product (one source) or a cart (several).
 
-    Never a source, an excluded id, a rejected pair or an unsellable product; pinned pairs
-    come first; category and then global bestsellers fill what the live build leaves empty.
+    Never a source, an excluded id, a rejected or excluded pair, or an unsellable product;
+    pinned pairs come first; a variant stands for its parent when the product model has one;
+    with ``CROSSSELL_PRICE_BAND`` a single product's list keeps to a band around its price;
+    category and then global bestsellers fill what the live build leaves empty. Two queries
+    (the ranked ids, the products), or one on a cache hit.
     """
     limit = settings.DEFAULT_LIMIT if limit is None else limit
-    banned = {int(s) for s in source_ids} | {int(e) for e in exclude}
-    slots = [s for s in ranked_slots(source_ids, kind) if s.product_id not in banned]
+    sources = [int(s) for s in source_ids][:MAX_CART]
+    banned = set(sources) | {int(e) for e in exclude}
+    slots = [s for s in ranked_slots(sources, kind) if s.product_id not in banned]
     candidates = slots[: limit * 3]
     taken = {s.product_id for s in candidates}
-    fallback_lists = ([bestseller_ids(category)] if category else []) + [bestseller_ids()]
-    for strategy, ids in zip(
-        (["category_bestsellers"] if category else []) + ["bestsellers"],
-        fallback_lists,
-        strict=True,
-    ):
-        for pid in ids:
-            if len(candidates) >= limit * 3:
+    fallbacks = ([("category_bestsellers", category)] if category else []) + [("bestsellers", None)]
+    for strategy, cat in fallbacks:
+        for pid in bestseller_ids(cat):
+            if len(candidates) >= limit * 3 + 4:
                 break
             if pid not in banned and pid not in taken:
                 taken.add(pid)
                 candidates.append(Slot(pid, 0.0, strategy))
-    loaded = sellable_products().in_bulk([s.product_id for s in candidates])
-    items = [Item(loaded[s.product_id], s) for s in candidates if s.product_id in loaded]
-    return items[:limit]
+    qs = products()
+    parent = product_field("parent")
+    if parent and "__" not in parent:
+        qs = qs.select_related(parent)
+    loaded = qs.in_bulk([s.product_id for s in candidates] + sources)
+    rules = exclusions.load_rules()
+    src_products = [loaded[s] for s in sources if s in loaded]
+    band = _price_band(src_products[0]) if len(src_products) == 1 else None
+    items: list[Item] = []
+    shown: set[int] = set(banned)
+    for slot in candidates:
+        product = loaded.get(slot.product_id)
+        if product is None:
+            continue
+        product, slot = _collapse_variant(product, slot)
+        if product.pk in shown or not is_sellable(product):
+            continue
+        if band is not None and not band[0] <= price_of(product) <= band[1]:
+            continue
+        if rules and any(
+            rules.excluded(src.pk, category_of(src) or "", product.pk, category_of(product) or "")
+            for src in src_products
+        ):
+            continue
+        shown.add(product.pk)
+        items.append(Item(product, slot))
+        if len(items) == limit:
+            break
+    return items
+
+
+def _price_band(product: Model) -> tuple[Decimal, Decimal] | None:
+    band = settings.PRICE_BAND
+    if not band:
+        return None
+    price = price_of(product)
+    return price * Decimal(str(band[0])), price * Decimal(str(band[1]))
+
+
+def _collapse_variant(product: Model, slot: Slot) -> tuple[Model, Slot]:
+    """A variant (size, colour) is shown as its parent product."""
+    parent = product_field("parent")
+    if not parent or "__" in parent:
+        return product, slot
+    main = getattr(product, parent, None)
+    if main is None:
+        return product, slot
+    return main, Slot(main.pk, slot.score, slot.strategy, slot.pinned, slot.evidence)
 
 
 def category_of(product: Model) -> str | None:

@@ -51,10 +51,11 @@ class Command(BaseCommand):
         finally:
             bar.close()
         counts = build.counts
+        seconds = build.duration.total_seconds() if build.duration else 0.0
         self.stdout.write(
             self.style.SUCCESS(
-                f"Build #{build.pk} is live: {counts.get('recommendations', 0)} recommendations for "
-                f"{counts.get('products', 0)} products from {counts.get('lines', 0)} order lines "
-                f"({build.duration.total_seconds() if build.duration else 0:.1f}s)."
+                f"Build #{build.pk} is live: {counts.get('recommendations', 0)} recommendations "
+                f"for {counts.get('products', 0)} products from {counts.get('lines', 0)} order "
+                f"lines ({seconds:.1f}s)."
             )
         )

@@ -1,0 +1,84 @@
+"""The merchant's exclusions (``Exclusion``): never this product or category with that one.
+
+Used by the rebuild (excluded pairs are never written) and by serving (so a new exclusion takes
+effect at once, before the next build).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from crosssell.models import Exclusion
+from crosssell.services import cache as cs_cache
+
+
+@dataclass(frozen=True)
+class Rules:
+    """Exclusions as sets of (source, target) keys: product ids and category names."""
+
+    products: frozenset[tuple[int, int]]
+    product_category: frozenset[tuple[int, str]]
+    category_product: frozenset[tuple[str, int]]
+    categories: frozenset[tuple[str, str]]
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.products or self.product_category or self.category_product or self.categories
+        )
+
+    def excluded(self, src: int, src_cat: str, dst: int, dst_cat: str) -> bool:
+        """Whether recommending ``dst`` with ``src`` is excluded."""
+        return (
+            (src, dst) in self.products
+            or (src, dst_cat) in self.product_category
+            or (src_cat, dst) in self.category_product
+            or (src_cat, dst_cat) in self.categories
+        )
+
+
+def load_rules(cached: bool = True) -> Rules:
+    """Every exclusion, both directions where symmetric (cached per cache generation unless
+    ``cached`` is false, as in a rebuild, which must see the very latest)."""
+
+    def compute() -> Rules:
+        pp: set[tuple[int, int]] = set()
+        pc: set[tuple[int, str]] = set()
+        cp: set[tuple[str, int]] = set()
+        cc: set[tuple[str, str]] = set()
+        rows = Exclusion.objects.values_list(
+            "source_product_id", "source_category", "target_product_id", "target_category",
+            "symmetric",
+        )  # fmt: skip
+        for sp_, sc, tp, tc, symmetric in rows:
+            sides = [((sp_, sc), (tp, tc))]
+            if symmetric:
+                sides.append(((tp, tc), (sp_, sc)))
+            for (a_p, a_c), (b_p, b_c) in sides:
+                if a_p is not None and b_p is not None:
+                    pp.add((a_p, b_p))
+                elif a_p is not None:
+                    pc.add((a_p, b_c))
+                elif b_p is not None:
+                    cp.add((a_c, b_p))
+                else:
+                    cc.add((a_c, b_c))
+        return Rules(frozenset(pp), frozenset(pc), frozenset(cp), frozenset(cc))
+
+    return cs_cache.get_or_set("exclusions", compute) if cached else compute()
+
+
+def mask(
+    rules: Rules,
+    src: Sequence[int],
+    src_cat: Sequence[str],
+    dst: Sequence[int],
+    dst_cat: Sequence[str],
+) -> list[bool]:
+    """For parallel sequences of pairs, ``True`` where the pair is excluded."""
+    if not rules:
+        return [False] * len(src)
+    return [
+        rules.excluded(a, ac, b, bc)
+        for a, ac, b, bc in zip(src, src_cat, dst, dst_cat, strict=True)
+    ]
