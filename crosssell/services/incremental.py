@@ -13,12 +13,13 @@ import logging
 from collections.abc import Iterable, Sequence
 
 from django.core.cache import caches
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from crosssell.conf import settings
-from crosssell.models import Build, PendingUpdate, Purchase, Recommendation
+from crosssell.models import Build, PendingUpdate, Recommendation
 from crosssell.services import cache as cs_cache
+from crosssell.services.copurchase import co_purchase_counts
 
 logger = logging.getLogger(__name__)
 DEBOUNCE_KEY = "crosssell:incremental:scheduled"
@@ -120,29 +121,3 @@ def update_products(product_ids: Sequence[int]) -> int:
         Build.objects.filter(pk=live.pk).update(published_at=timezone.now())
         transaction.on_commit(cs_cache.bump)
     return written
-
-
-def co_purchase_counts(product_ids: Sequence[int]) -> dict[int, list[tuple[int, int, int]]]:
-    """For each product: ``(other product, orders with both, distinct customers)``, best first.
-
-    One grouped self-join over the purchase table, using its (product, order) index.
-    """
-    table = Purchase._meta.db_table
-    placeholders = ", ".join(["%s"] * len(product_ids))
-    # A guest (empty customer_ref) counts as one customer per order.
-    customer = "CASE WHEN b.customer_ref = '' THEN 'o:' || b.order_ref ELSE b.customer_ref END"
-    sql = f"""
-        SELECT a.product_id, b.product_id, COUNT(DISTINCT b.order_ref),
-               COUNT(DISTINCT {customer})
-        FROM {table} a JOIN {table} b ON a.order_ref = b.order_ref
-        WHERE a.product_id IN ({placeholders}) AND b.product_id <> a.product_id
-        GROUP BY a.product_id, b.product_id
-    """
-    out: dict[int, list[tuple[int, int, int]]] = {}
-    with connection.cursor() as cur:
-        cur.execute(sql, list(product_ids))
-        for src, dst, co, cu in cur.fetchall():
-            out.setdefault(int(src), []).append((int(dst), int(co), int(cu)))
-    for lst in out.values():
-        lst.sort(key=lambda t: (-t[1], t[0]))
-    return out

@@ -18,6 +18,7 @@ from crosssell.conf import settings
 from crosssell.models import Build, Purchase, Recommendation, product_field
 from crosssell.services import cache as cs_cache
 from crosssell.services import exclusions
+from crosssell.services.copurchase import too_few_customers
 from crosssell.services.products import (
     is_sellable,
     price_of,
@@ -163,6 +164,16 @@ def recommend(
             if pid not in banned and pid not in taken:
                 taken.add(pid)
                 candidates.append(Slot(pid, 0.0, strategy))
+    # Every candidate passes the privacy threshold with every source: the build filtered its
+    # own rows, but a fallback, or a row of another item of a cart, was never checked. One
+    # grouped query (cached), whatever the list length.
+    unchecked = [s.product_id for s in candidates]
+    if unchecked and settings.MIN_CUSTOMERS > 1:
+        key = f"blocked:{','.join(map(str, sorted(sources)))}:{','.join(map(str, unchecked))}"
+        blocked = cs_cache.get_or_set(
+            key, lambda: too_few_customers(sources, unchecked, settings.MIN_CUSTOMERS)
+        )
+        candidates = [s for s in candidates if s.product_id not in blocked]
     qs = products()
     parent = product_field("parent")
     if parent and "__" not in parent:

@@ -1,0 +1,83 @@
+"""Privacy: the minimum-customers threshold everywhere, erasure, export."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+
+from crosssell.engine.cooccurrence import CoCount
+from crosssell.models import PendingUpdate, Purchase, Recommendation
+from crosssell.services.build import rebuild
+from crosssell.services.customers import erase_customer, export_customer
+from crosssell.services.serving import recommend
+from crosssell.testing import make_product
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def shop() -> dict[str, Any]:
+    """A and B: 3 customers; A and C: only 2 customers (in 6 orders); D and E: popular noise."""
+    p = {n: make_product(n) for n in "ABCDE"}
+    rows = []
+    for i in range(3):
+        rows += [Purchase(order_ref=f"ab{i}", customer_ref=f"x{i}", product=p[n]) for n in "AB"]
+    for i in range(6):
+        rows += [Purchase(order_ref=f"ac{i}", customer_ref=f"y{i % 2}", product=p[n]) for n in "AC"]
+    for i in range(20):
+        rows += [Purchase(order_ref=f"de{i}", customer_ref=f"z{i}", product=p[n]) for n in "DE"]
+    Purchase.objects.bulk_create(rows)
+    return p
+
+
+def shown(product: Any, limit: int = 4) -> list[int]:
+    return [item.product.pk for item in recommend([product.pk], limit)]
+
+
+def test_a_pair_of_two_customers_never_appears(shop: dict[str, Any]) -> None:
+    build = rebuild(strategy=CoCount())
+    a, c = shop["A"], shop["C"]
+    assert not Recommendation.objects.filter(build=build, source=a, target=c).exists()
+    assert not Recommendation.objects.filter(build=build, source=c, target=a).exists()
+    assert c.pk not in shown(a) and a.pk not in shown(c)
+    cart = [item.product.pk for item in recommend([a.pk, shop["B"].pk], 4)]
+    assert c.pk not in cart
+    assert shop["B"].pk in shown(a)  # three customers: shown
+
+
+def test_erasure_forgets_the_customer_at_the_next_build(
+    shop: dict[str, Any], django_capture_on_commit_callbacks: Any
+) -> None:
+    a, b = shop["A"], shop["B"]
+    rebuild(strategy=CoCount())
+    assert b.pk in shown(a)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert erase_customer("x0") == 2
+    assert not Purchase.objects.filter(customer_ref="x0").exists()
+    assert set(PendingUpdate.objects.values_list("product_id", flat=True)) >= {a.pk, b.pk}
+    with django_capture_on_commit_callbacks(execute=True):
+        build = rebuild(strategy=CoCount())
+    # A and B now rest on two customers only: the pair is gone everywhere.
+    assert not Recommendation.objects.filter(build=build, source=a, target=b).exists()
+    assert b.pk not in shown(a)
+    for row in Recommendation.objects.filter(build=build):
+        assert row.evidence.get("customers", 0) in (0,) or row.evidence["customers"] >= 3
+
+
+def test_export_and_erase_commands(shop: dict[str, Any]) -> None:
+    out = StringIO()
+    call_command("crosssell_customer", "export", "y1", stdout=out)
+    data = json.loads(out.getvalue())
+    assert data["customer"] == "y1" and len(data["purchases"]) == 6
+    assert {line["product_id"] for line in data["purchases"]} == {shop["A"].pk, shop["C"].pk}
+    assert export_customer("nobody")["purchases"] == []
+    out = StringIO()
+    call_command("crosssell_customer", "erase", "y1", "--yes", stdout=out)
+    assert "Erased 6 order line(s)" in out.getvalue()
+    assert not Purchase.objects.filter(customer_ref="y1").exists()
+    with pytest.raises(ValueError):
+        erase_customer("")
