@@ -33,9 +33,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="crosssell.E002",
             )
         )
-    if not isinstance(cs_settings.STRATEGIES, list | tuple) or not cs_settings.STRATEGIES:
+    strategies = cs_settings.STRATEGIES
+    if strategies is not None and (not isinstance(strategies, list | tuple) or not strategies):
         errors.append(
-            checks.Error("CROSSSELL_STRATEGIES must be a non-empty list.", id="crosssell.E003")
+            checks.Error(
+                "CROSSSELL_STRATEGIES must be None or a non-empty list.", id="crosssell.E003"
+            )
         )
     errors.extend(_check_product_model())
     return errors

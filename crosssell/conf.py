@@ -42,8 +42,12 @@ DEFAULTS: dict[str, Any] = {
     "MAX_LIMIT": 50,
     # Keep a product's list within (low, high) times its price, e.g. (0.1, 1.5); None: no band.
     "PRICE_BAND": None,
-    # The strategies a rebuild fits and blends, in order of preference (dotted paths or names).
-    "STRATEGIES": ["cocount", "content", "category_popularity", "popularity"],
+    # The steps of the blend a rebuild serves, in order of preference (registry names or dotted
+    # paths); None: the engine's tuned default. Popularity always closes the list.
+    "STRATEGIES": None,
+    # Products sold in at most this many orders are served by the trained neural model first
+    # (when one has been trained: crosssell_retrain); None: never use it.
+    "NEURAL_MAX_SALES": 2,
     # Builds kept for rollback besides the live one.
     "KEEP_BUILDS": 3,
     # Above this many products a rebuild runs as a Celery chord of shards.

@@ -78,3 +78,23 @@ def process_pending() -> int:
     from crosssell.services.incremental import process_pending as run
 
     return run()
+
+
+@shared_task(
+    name="crosssell.retrain_model",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=RETRY_ON,
+    retry_backoff=True,
+    max_retries=3,
+    soft_time_limit=6 * 3600,
+)
+def retrain_model(rebuild_after: bool = True, params: dict[str, Any] | None = None) -> str:
+    """Retrain the neural strategy (``params`` override the model's); then rebuild so its
+    recommendations are published."""
+    from crosssell.services.neural import retrain
+
+    version: str = retrain(**(params or {}))["version"]
+    if rebuild_after:
+        rebuild.delay(trigger="retrain")
+    return version

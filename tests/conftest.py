@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +34,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def shared_data() -> Path:
     """The folder of the real data sets (licences forbid copying them into the project)."""
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings: Any, tmp_path: Path) -> None:
+    """Artifacts and stored matrices go to a fresh folder per test (workers get it too)."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
 
 
 @pytest.fixture(autouse=True)
@@ -121,7 +128,15 @@ def celery_workers(transactional_db: None) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
     def start(name: str = "w1", concurrency: int = 1, **extra: str) -> Worker:
-        env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_url, **extra}
+        from django.conf import settings
+
+        env = {
+            **os.environ,
+            "DATABASE_URL": db_url,
+            "REDIS_URL": redis_url,
+            "DJANGO_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            **extra,
+        }
         env.pop("DJANGO_SETTINGS_MODULE", None)
         env["DJANGO_SETTINGS_MODULE"] = os.environ.get("DJANGO_SETTINGS_MODULE", "shop.settings")
         worker = Worker(name, concurrency, env)

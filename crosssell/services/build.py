@@ -46,12 +46,17 @@ class Rows:
 
 
 def default_strategy() -> ItemRecommender:
-    """The strategy the shop serves, as configured by ``CROSSSELL_STRATEGIES``."""
-    from crosssell.engine import registry
+    """The blend the shop serves: ``CROSSSELL_STRATEGIES`` (or the engine's default steps), with
+    the stored neural model first for products with few sales when one has been trained."""
+    from crosssell.engine.blend import DEFAULT_STEPS, Blend
+    from crosssell.engine.wrappers import ColdOnly
+    from crosssell.services import neural
 
-    names = list(settings.STRATEGIES)
-    strategy: ItemRecommender = registry.build_strategy(names[0] if len(names) == 1 else "blend")
-    return strategy
+    steps: list[Any] = list(settings.STRATEGIES or DEFAULT_STEPS)
+    max_sales = settings.NEURAL_MAX_SALES
+    if max_sales is not None and neural.current_version() is not None:
+        steps.insert(0, ColdOnly(neural.StoredNeural(), max_sales=max_sales))
+    return Blend(steps=steps)
 
 
 def rebuild(
@@ -138,6 +143,7 @@ def run_build(build: Build, model: ItemRecommender, report: _Reporter) -> Build:
     try:
         report("extract", 0.0, 0)
         ex = extract(progress=report)
+        ex.data.extra.setdefault("item_ids", ex.product_ids)
         report("fit", 0.0, ex.n_lines)
         fit_started = time.perf_counter()
         model.fit(ex.data)

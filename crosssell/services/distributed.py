@@ -97,6 +97,7 @@ def rank_shard(build_id: int, start: int, stop: int, strategy: str | None) -> in
     """Rank products ``start..stop`` of the stored matrix and write them (idempotent)."""
     build = Build.objects.get(pk=build_id)
     ex = load_extracted(build)
+    ex.data.extra.setdefault("item_ids", ex.product_ids)
     model = resolve_strategy(strategy).fit(ex.data)
     rows = compute_rows(
         ex.data,

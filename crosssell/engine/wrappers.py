@@ -1,0 +1,54 @@
+"""Strategy wrappers: use a strategy only where it helps."""
+
+from __future__ import annotations
+
+from typing import Self
+
+import numpy as np
+import numpy.typing as npt
+
+from crosssell.engine.base import Interactions, ItemRecommender, TopK
+
+
+class ColdOnly(ItemRecommender):
+    """Answer only for items with at most ``max_sales`` training orders; empty rows otherwise.
+
+    Put first in a blend, it lets a content-aware model (the neural strategy) serve new and
+    rarely sold products while co-purchase counts keep the well-sold ones.
+
+    Parameters
+    ----------
+    strategy
+        The wrapped strategy (fitted by this wrapper's ``fit``).
+    max_sales
+        Items sold in at most this many orders count as cold.
+    """
+
+    def __init__(self, strategy: ItemRecommender, max_sales: int = 2) -> None:
+        self.strategy = strategy
+        self.max_sales = max_sales
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.strategy.name
+
+    def fit(self, data: Interactions) -> Self:
+        self.strategy.fit(data)
+        self.sales_: npt.NDArray[np.int64] = np.asarray(data.baskets.getnnz(axis=0), dtype=np.int64)
+        return self
+
+    def similar_items(self, items: npt.ArrayLike, k: int) -> TopK:
+        q = np.asarray(items, dtype=np.int64)
+        out = TopK(np.full((len(q), k), -1, dtype=np.int64), np.zeros((len(q), k), np.float32))
+        cold = np.flatnonzero(self.sales_[q] <= self.max_sales)
+        if len(cold):
+            part = self.strategy.similar_items(q[cold], k)
+            out.indices[cold] = part.indices
+            out.scores[cold] = part.scores
+        return out
+
+    def recommend_basket(self, basket: npt.ArrayLike, k: int) -> TopK:
+        items = np.asarray(basket, dtype=np.int64)
+        if len(items) and (self.sales_[items] <= self.max_sales).all():
+            return self.strategy.recommend_basket(items, k)
+        return TopK(np.full((1, k), -1, dtype=np.int64), np.zeros((1, k), np.float32))
