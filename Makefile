@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crosssell
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run demo test lint typecheck migrations-check check services bench-import bench-engine bench-rebuild bench-serving evaluate clean
+.PHONY: run venv test lint typecheck migrations-check check services bench-import bench-engine bench-rebuild bench-serving evaluate clean
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ run: $(STAMP)
 test: $(STAMP) services check
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DJANGO_SETTINGS_MODULE=tests.settings_swapped \
-		$(PY) -m pytest -m "not e2e and not deep" tests/crosssell tests/swapshop -p no:cacheprovider
+		$(PY) -m pytest -m "not e2e and not deep and not celery_worker and not slow" tests/crosssell -p no:cacheprovider
 
 services:
 	bash scripts/ensure-services.sh
@@ -44,6 +44,30 @@ typecheck: $(STAMP)
 migrations-check: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL $(PY) manage.py makemigrations --check --dry-run
 	env -u DATABASE_URL -u REDIS_URL DJANGO_SETTINGS_MODULE=tests.settings_swapped $(PY) manage.py makemigrations --check --dry-run
+
+## Benchmarks and long runs (outside `make test`; see BENCHMARKS.md and TESTING.md).
+DATA ?= ../shared/data
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crosssell_bench
+
+bench-engine: $(STAMP)
+	$(PY) benchmarks/engine.py --products 100000 --orders 1000000
+
+bench-import: $(STAMP) services
+	$(PY) benchmarks/import_data.py --data $(DATA)/instacart
+
+bench-rebuild: $(STAMP) services
+	$(PY) benchmarks/rebuild.py --products 100000 --orders 1000000 --database-url $(BENCH_DATABASE_URL)
+
+bench-serving: $(STAMP) services
+	command -v wrk >/dev/null || apt-get install -y -qq wrk
+	$(PY) benchmarks/serving.py --database-url $(BENCH_DATABASE_URL)
+
+evaluate: $(STAMP)
+	for d in instacart groceries; do \
+	  $(PY) manage.py crosssell_evaluate --products $(DATA)/$$d/products.csv.gz \
+	    --purchases $(DATA)/$$d/purchases.csv.gz --protocol fbt-v1; done
+	$(PY) manage.py crosssell_evaluate --products $(DATA)/movielens-100k/products.csv.gz \
+	  --purchases $(DATA)/movielens-100k/purchases.csv.gz --protocol personal-ms
 
 clean:
 	rm -rf $(VENV) db.sqlite3 media .mypy_cache .ruff_cache .pytest_cache

@@ -177,6 +177,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "anon": os.environ.get("API_THROTTLE_ANON", "600/minute"),
         "user": os.environ.get("API_THROTTLE_USER", "1200/minute"),
+        # The recommendation endpoints (a storefront calls them on every page).
+        "crosssell": os.environ.get("API_THROTTLE_CROSSSELL", "600/minute"),
     },
 }
 SPECTACULAR_SETTINGS = {

@@ -1,0 +1,208 @@
+"""Serving cost of the recommendations, measured side by side in one run.
+
+Runs the sample shop under gunicorn on PostgreSQL and Redis, loads it with wrk, and compares:
+- the FBT API endpoint against a bare DRF endpoint returning the same product (no
+  recommendations): ``api_ratio = fbt_rps / bare_rps``;
+- a product page with the widgets against the same page without them (``?widgets=0``):
+  ``page_ratio``.
+Each pair is run alternately (A B A B) after a warm-up, and averaged, so that machine noise hits
+both sides alike.
+
+Usage: .venv/bin/python benchmarks/serving.py [--json] [--duration 10] [--connections 8]
+Needs wrk (Debian: apt-get install wrk), PostgreSQL and Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+LUA = """
+local ids = {%(ids)s}
+local i = 0
+request = function()
+  i = i %% #ids + 1
+  return wrk.format("GET", string.format("%(path)s", ids[i]))
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %%f %%f %%d %%d\\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(99) / 1000,
+    summary.errors.status, summary.errors.connect + summary.errors.read
+      + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run(cmd: list[str], env: dict[str, str]) -> str:
+    out = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{out.stdout}\n{out.stderr}")
+    return out.stdout
+
+
+def recreate_database(url: str) -> None:
+    import psycopg
+
+    base, _, name = url.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def product_ids(url: str, n: int) -> list[int]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT p.id FROM crosssell_product p WHERE p.is_active AND p.price > 0 "
+            "AND (p.stock IS NULL OR p.stock > 0) AND EXISTS "
+            "(SELECT 1 FROM crosssell_purchase u WHERE u.product_id = p.id) ORDER BY p.id LIMIT %s",
+            (n,),
+        ).fetchall()
+    return [int(r[0]) for r in rows]
+
+
+def wrk(base: str, path: str, ids: list[int], seconds: float, connections: int) -> dict[str, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(LUA % {"ids": ",".join(map(str, ids)), "path": path})
+        script = fh.name
+    try:
+        out = subprocess.run(
+            ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "-s", script, base],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    finally:
+        os.unlink(script)
+    line = next(x for x in out.splitlines() if x.startswith("RESULT"))
+    rps, p99, status_errors, socket_errors = line.split()[1:]
+    return {
+        "rps": float(rps),
+        "p99_ms": float(p99),
+        "errors": int(status_errors) + int(socket_errors),
+    }
+
+
+def wait_up(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except Exception:
+            time.sleep(0.5)
+    raise SystemExit(f"{url} did not come up")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/crosssell_bench")
+    ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    ap.add_argument("--products", type=int, default=400)
+    ap.add_argument("--orders", type=int, default=8000)
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+    log = sys.stderr
+    env = {
+        **os.environ,
+        "DATABASE_URL": a.database_url,
+        "REDIS_URL": a.redis_url,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "API_THROTTLE_ANON": "100000000/minute",
+        "API_THROTTLE_USER": "100000000/minute",
+        "API_THROTTLE_CROSSSELL": "100000000/minute",
+    }
+    print("preparing the database", file=log)
+    recreate_database(a.database_url)
+    run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], env)
+    run([PY, "manage.py", "collectstatic", "--noinput", "-v", "0"], env)
+    demo = [PY, "manage.py", "shop_demo", "--products", str(a.products), "--orders", str(a.orders)]
+    run(demo, {**env, "DJANGO_DEBUG": "1", "REDIS_URL": ""})
+    subprocess.run(["redis-cli", "-u", a.redis_url, "FLUSHDB"], check=True, capture_output=True)
+    ids = product_ids(a.database_url, 200)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [PY, "-m", "gunicorn", "shop.wsgi:application", "-b", f"127.0.0.1:{port}",
+         "-w", str(a.workers), "--log-level", "warning"],
+        env=env, cwd=ROOT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_up(f"{base}/api/shop/products/{ids[0]}/")
+        pairs = {
+            "api": ("/api/crosssell/products/%d/frequently-bought-together/",
+                    "/api/shop/products/%d/"),
+            "page": ("/products/%d/", "/products/%d/?widgets=0"),
+        }  # fmt: skip
+        results: dict[str, Any] = {}
+        for name, (with_recs, without) in pairs.items():
+            print(f"warming up {name}", file=log)
+            for path in (with_recs, without):
+                wrk(base, path, ids, 3, a.connections)
+            runs: dict[str, list[dict[str, float]]] = {"with": [], "without": []}
+            for _ in range(2):
+                for side, path in (("with", with_recs), ("without", without)):
+                    runs[side].append(wrk(base, path, ids, a.duration, a.connections))
+                    print(f"{name} {side}: {runs[side][-1]}", file=log)
+            results[name] = {
+                side: {
+                    "rps": sum(r["rps"] for r in rs) / len(rs),
+                    "p99_ms": max(r["p99_ms"] for r in rs),
+                    "errors": sum(r["errors"] for r in rs),
+                }
+                for side, rs in runs.items()
+            }
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    api, page = results["api"], results["page"]
+    summary = {
+        "fbt_rps": round(api["with"]["rps"], 1),
+        "bare_rps": round(api["without"]["rps"], 1),
+        "api_ratio": round(api["with"]["rps"] / api["without"]["rps"], 3),
+        "fbt_p99_ms": round(api["with"]["p99_ms"], 1),
+        "page_rps": round(page["with"]["rps"], 1),
+        "plain_page_rps": round(page["without"]["rps"], 1),
+        "page_ratio": round(page["with"]["rps"] / page["without"]["rps"], 3),
+        "errors": sum(side["errors"] for pair in results.values() for side in pair.values()),
+        "workers": a.workers,
+        "connections": a.connections,
+        "duration_s": a.duration,
+    }
+    if a.json:
+        print(json.dumps(summary))
+    else:
+        for k, v in summary.items():
+            print(f"{k}: {v}")
+
+
+if __name__ == "__main__":
+    main()
