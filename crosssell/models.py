@@ -265,6 +265,111 @@ class PendingUpdate(models.Model):
         return f"pending update of product {self.product_id}"
 
 
+class Experiment(models.Model):
+    """An A/B test of recommendation variants on a placement."""
+
+    name = models.CharField(max_length=100, unique=True)
+    placement = models.CharField(
+        max_length=32,
+        default="",
+        blank=True,
+        help_text="The widget placement it runs on (product, cart...); empty: every placement.",
+    )
+    is_active = models.BooleanField(default=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["placement"],
+                condition=Q(is_active=True),
+                name="crosssell_one_active_experiment_per_placement",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Variant(models.Model):
+    """One arm of an experiment: a strategy (or the live build), or no widget at all."""
+
+    experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
+    name = models.CharField(max_length=64)
+    strategy = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Only slots of this strategy and the fallbacks; empty: the live blend.",
+    )
+    holdout = models.BooleanField(default=False, help_text="Show no widget (the control).")
+    weight = models.PositiveIntegerField(default=1, help_text="Share of the traffic.")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["experiment", "name"], name="crosssell_variant_name"),
+            models.CheckConstraint(condition=Q(weight__gte=1), name="crosssell_variant_weight"),
+        ]
+        ordering = ["experiment", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.experiment}: {self.name}"
+
+
+class Impression(models.Model):
+    """One rendered list: where, what, for whom (a visitor id, never a name)."""
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    placement = models.CharField(max_length=32)
+    visitor = models.CharField(max_length=64, db_index=True)
+    variant = models.ForeignKey(Variant, null=True, blank=True, on_delete=models.SET_NULL)
+    sources = models.JSONField(default=list, help_text="The product(s) the list was for.")
+    products = models.JSONField(default=list, help_text="The products shown, in order.")
+    strategies = models.JSONField(default=list, help_text="The strategy of each slot.")
+
+    class Meta:
+        indexes = [models.Index(fields=["variant", "created_at"], name="crosssell_impr_variant")]
+
+    def __str__(self) -> str:
+        return f"{self.placement} impression {self.id}"
+
+
+class Event(models.Model):
+    """A click, an add-to-cart or an attributed purchase that came from an impression."""
+
+    class Type(models.TextChoices):
+        CLICK = "click", "click"
+        ADD_TO_CART = "add_to_cart", "add to cart"
+        PURCHASE = "purchase", "purchase"
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    type = models.CharField(max_length=16, choices=Type.choices)
+    impression = models.ForeignKey(
+        Impression, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    variant = models.ForeignKey(Variant, null=True, blank=True, on_delete=models.SET_NULL)
+    visitor = models.CharField(max_length=64, db_index=True)
+    product_id = models.BigIntegerField()
+    order_ref = models.CharField(max_length=64, blank=True)
+    quantity = models.PositiveIntegerField(default=0)
+    revenue = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["order_ref", "product_id"],
+                condition=Q(type="purchase"),
+                name="crosssell_event_one_attribution_per_line",
+            )
+        ]
+        indexes = [models.Index(fields=["variant", "type"], name="crosssell_event_variant")]
+
+    def __str__(self) -> str:
+        return f"{self.type} of {self.product_id}"
+
+
 def product_field(name: str) -> str | None:
     """The ORM lookup of a mapped product field (``CROSSSELL_PRODUCT_FIELDS``)."""
     from crosssell.conf import settings
@@ -281,11 +386,15 @@ def user_customer_ref(user: Any) -> str:
 __all__ = [
     "AbstractProduct",
     "Build",
+    "Event",
     "Exclusion",
+    "Experiment",
+    "Impression",
     "PendingUpdate",
     "Product",
     "Purchase",
     "Recommendation",
+    "Variant",
     "get_product_model",
     "product_field",
     "user_customer_ref",

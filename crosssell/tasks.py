@@ -98,3 +98,11 @@ def retrain_model(rebuild_after: bool = True, params: dict[str, Any] | None = No
     if rebuild_after:
         rebuild.delay(trigger="retrain")
     return version
+
+
+@shared_task(name="crosssell.flush_events", acks_late=True, autoretry_for=RETRY_ON, max_retries=3)
+def flush_events() -> int:
+    """Write the queued impressions, clicks and purchases to the database in bulk."""
+    from crosssell.services.tracking import flush
+
+    return flush()

@@ -134,6 +134,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "crosssell.rebuild",
         "schedule": crontab(hour=3, minute=15),
     },
+    "crosssell-flush-events": {"task": "crosssell.flush_events", "schedule": 10.0},
+    # Catch up on incremental updates queued while the broker was down.
+    "crosssell-pending-updates": {"task": "crosssell.process_pending", "schedule": 60.0},
     "crosssell-weekly-retrain": {
         "task": "crosssell.retrain_model",
         "schedule": crontab(hour=4, minute=0, day_of_week="sunday"),

@@ -1,0 +1,118 @@
+"""Tracking and experiments: buffered events, attribution, and the statistics of a winner."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pytest
+from django.utils import timezone
+
+from crosssell.models import Event, Experiment, Impression, Variant
+from crosssell.services import experiments, tracking
+
+pytestmark = pytest.mark.django_db
+
+
+def make_experiment(weights: tuple[int, int] = (1, 1)) -> tuple[Experiment, list[Variant]]:
+    exp = Experiment.objects.create(name="fbt widget", placement="product")
+    variants = [
+        Variant.objects.create(experiment=exp, name=name, weight=w)
+        for name, w in zip(("control", "treatment"), weights, strict=True)
+    ]
+    return exp, variants
+
+
+def simulate(rates: dict[str, float], visitors: int, seed: int) -> experiments.Report:
+    """Visitors see the widget, some click it and buy; returns the experiment's report."""
+    exp, variants = make_experiment()
+    rng = np.random.default_rng(seed)
+    for n in range(visitors):
+        session: dict[str, Any] = {}
+        visitor = tracking.visitor_id(session)
+        variant = tracking.assign(exp, variants, visitor)
+        shown = tracking.record_impression(
+            "product", visitor, [1], [2, 3, 4], ["cocount"] * 3, variant
+        )
+        if rng.random() < rates[variant.name]:
+            assert tracking.record_touch(session, shown.token, Event.Type.CLICK, 2)
+            tracking.attribute_order(session, f"order-{seed}-{n}", [(2, 1, Decimal("20.00"))])
+    tracking.flush()
+    return experiments.report(exp)
+
+
+def test_a_better_variant_is_declared_the_winner_with_its_interval() -> None:
+    result = simulate({"control": 0.04, "treatment": 0.09}, visitors=3000, seed=1)
+    control, treatment = result.rows
+    assert result.winner == treatment.variant
+    assert control.visitors + treatment.visitors == 3000
+    assert treatment.p_value is not None and treatment.p_value < 0.001
+    low, high = treatment.lift_ci  # type: ignore[misc]
+    assert 0 < low < 0.05 < high
+    assert treatment.conversion_ci[0] < treatment.conversion < treatment.conversion_ci[1]
+    assert treatment.attributed_revenue == treatment.revenue == 20 * treatment.orders
+    assert treatment.ctr == pytest.approx(treatment.clicks / treatment.impressions)
+
+
+def test_an_a_a_run_has_no_winner() -> None:
+    result = simulate({"control": 0.06, "treatment": 0.06}, visitors=3000, seed=2)
+    assert result.winner is None
+    assert result.rows[1].p_value is not None and result.rows[1].p_value > 0.05
+
+
+def test_the_a_a_false_positive_rate_is_about_five_percent() -> None:
+    rng = np.random.default_rng(0)
+    n = 3000
+    positives = sum(
+        experiments.two_proportions(int(rng.binomial(n, 0.05)), n, int(rng.binomial(n, 0.05)), n)[2]
+        < 0.05
+        for _ in range(400)
+    )
+    assert positives / 400 < 0.09
+
+
+def test_assignment_is_deterministic_and_follows_the_weights() -> None:
+    exp, variants = make_experiment(weights=(1, 3))
+    picks = [tracking.assign(exp, variants, f"visitor-{i}").name for i in range(4000)]
+    assert picks == [tracking.assign(exp, variants, f"visitor-{i}").name for i in range(4000)]
+    assert 0.7 < picks.count("treatment") / 4000 < 0.8
+
+
+def test_forged_tokens_are_ignored() -> None:
+    session: dict[str, Any] = {}
+    assert not tracking.record_touch(session, "not-a-token", Event.Type.CLICK, 1)
+    assert tracking.read_token("x:y:z") is None
+
+
+def test_an_old_touch_is_not_attributed(settings: Any) -> None:
+    settings.CROSSSELL_ATTRIBUTION_WINDOW = 60
+    session: dict[str, Any] = {}
+    shown = tracking.record_impression("product", tracking.visitor_id(session), [1], [2], ["x"])
+    assert tracking.record_touch(session, shown.token, Event.Type.ADD_TO_CART, 2)
+    touch = session[tracking.SESSION_TOUCHES]["2"]
+    touch[2] = (timezone.now() - timedelta(seconds=120)).isoformat()
+    assert tracking.attribute_order(session, "late", [(2, 1, Decimal("5"))]) == 0
+    tracking.flush()
+    assert Event.objects.get(type=Event.Type.PURCHASE).impression is None
+
+
+def test_a_killed_flush_loses_and_duplicates_nothing() -> None:
+    redis = tracking._redis()
+    if redis is None:
+        pytest.skip("needs the Redis cache (REDIS_URL)")
+    redis.delete(tracking.QUEUE, tracking.PROCESSING)
+    session: dict[str, Any] = {}
+    for _ in range(25):
+        tracking.record_impression("product", tracking.visitor_id(session), [1], [2], ["x"])
+    assert tracking.pending() == 25 and not Impression.objects.exists()
+    # A flush moves a batch to its processing list and dies before deleting it...
+    script = redis.register_script(tracking.MOVE_BATCH)
+    assert script(keys=[tracking.QUEUE, tracking.PROCESSING], args=[10]) == 10
+    half = [json.loads(i) for i in redis.lrange(tracking.PROCESSING, 0, 4)]
+    tracking.write(half)  # ...after writing part of it.
+    # The next flush writes everything exactly once.
+    assert tracking.flush(batch=7) == 25
+    assert Impression.objects.count() == 25 and tracking.pending() == 0
