@@ -64,6 +64,8 @@ DEFAULTS: dict[str, Any] = {
     "MODEL_STORAGE_PREFIX": "crosssell/models",
     # The importer refuses files larger than this many bytes (compressed size).
     "IMPORT_MAX_BYTES": 2 * 1024**3,
+    # Record impressions, clicks and add-to-carts of the widgets (crosssell.middleware).
+    "TRACKING": True,
     # Seconds within which an order line is attributed to the widget impression it came from.
     "ATTRIBUTION_WINDOW": 7 * 24 * 3600,
     # Where the widget's "add selected to cart" form posts: a URL name or a path ("" = no form).

@@ -241,6 +241,15 @@ def record_impression(
     return Rendered(str(impression), token, variant)
 
 
+def item_token(rendered: Rendered, product_id: int) -> str:
+    """The token one item's link or checkbox carries: its impression, variant and product."""
+    return signing.dumps(
+        {"i": rendered.impression, "v": rendered.variant.pk if rendered.variant else None,
+         "p": int(product_id)},
+        salt=SIGNER_SALT,
+    )  # fmt: skip
+
+
 def read_token(token: str) -> dict[str, Any] | None:
     """The impression a link or form carried, or ``None`` for a forged or stale token."""
     try:
@@ -250,11 +259,15 @@ def read_token(token: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and "i" in data else None
 
 
-def record_touch(session: Any, token: str, event_type: str, product_id: int) -> bool:
+def record_touch(session: Any, token: str, event_type: str, product_id: int | None = None) -> bool:
     """A click or an add-to-cart from a widget: queue the event and remember it in the session
-    so checkout can attribute the order line. Returns ``False`` for a bad token."""
+    so checkout can attribute the order line. The product is the token's own (an item token)
+    or ``product_id``. Returns ``False`` for a bad token."""
     data = read_token(token)
     if data is None:
+        return False
+    product_id = data.get("p", product_id)
+    if product_id is None:
         return False
     visitor = visitor_id(session)
     push(
