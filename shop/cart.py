@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from django.http import HttpRequest
 
@@ -31,7 +32,10 @@ class Cart:
     """The visitor's cart; reading its size or ids costs no query (only the session)."""
 
     def __init__(self, request: HttpRequest) -> None:
-        self.session = request.session
+        # A request without a session (a bare RequestFactory request) has an empty cart.
+        self.session: Any = getattr(request, "session", None)
+        if self.session is None:
+            self.session = {}
         raw = self.session.get(SESSION_KEY) or {}
         # The session is client-influenced storage: keep only well-formed entries.
         self._items: dict[str, int] = {
@@ -43,7 +47,8 @@ class Cart:
 
     def _save(self) -> None:
         self.session[SESSION_KEY] = self._items
-        self.session.modified = True
+        if hasattr(self.session, "modified"):
+            self.session.modified = True
         self._lines = None
 
     def add(self, product_id: int, quantity: int = 1) -> None:

@@ -49,7 +49,5 @@ class CartUpdateForm(forms.Form):
 class CheckoutForm(forms.Form):
     """Who the order is for."""
 
-    name = forms.CharField(
-        max_length=120, widget=forms.TextInput(attrs={"autocomplete": "name"})
-    )
+    name = forms.CharField(max_length=120, widget=forms.TextInput(attrs={"autocomplete": "name"}))
     email = forms.EmailField(widget=forms.EmailInput(attrs={"autocomplete": "email"}))

@@ -19,7 +19,9 @@ urlpatterns = [
     path(
         "account/login/",
         auth_views.LoginView.as_view(
-            template_name="shop/login.html", next_page="shop:catalog", redirect_authenticated_user=True
+            template_name="shop/login.html",
+            next_page="shop:catalog",
+            redirect_authenticated_user=True,
         ),
         name="login",
     ),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -26,6 +27,13 @@ from shop.forms import CartAddForm, CartUpdateForm, CheckoutForm
 from shop.models import Order, OrderLine
 
 PAGE_SIZE = 24
+SORTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "popular": ("Most popular", ("-sales", "name", "pk")),
+    "new": ("Newest", ("-created_at", "pk")),
+    "price": ("Price: low to high", ("price", "pk")),
+    "-price": ("Price: high to low", ("-price", "pk")),
+    "name": ("Name", ("name", "pk")),
+}
 SEPARATOR = " > "
 
 
@@ -59,7 +67,7 @@ def category_tree() -> list[CategoryNode]:
 
 def catalog(request: HttpRequest) -> HttpResponse:
     """All active products, filtered by category or a search, paginated."""
-    qs = Product.objects.filter(is_active=True).order_by("category", "name", "pk")
+    qs = Product.objects.filter(is_active=True)
     category = request.GET.get("category", "").strip()
     if category:
         # A top-level category also matches its children ("Photo" -> "Photo > Cameras").
@@ -67,6 +75,12 @@ def catalog(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:100]
     if query:
         qs = qs.filter(Q(name__icontains=query) | Q(category__icontains=query))
+    sort = request.GET.get("sort", "popular")
+    if sort not in SORTS:
+        sort = "popular"
+    if sort == "popular":
+        qs = qs.annotate(sales=Count("crosssell_purchases"))
+    qs = qs.order_by(*SORTS[sort][1])
     page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
     params = request.GET.copy()
     params.pop("page", None)
@@ -78,8 +92,10 @@ def catalog(request: HttpRequest) -> HttpResponse:
             "categories": category_tree(),
             "category": category,
             "query": query,
+            "sort": sort,
+            "sorts": [(key, label) for key, (label, _) in SORTS.items()],
             "querystring": params.urlencode(),
-            "new_since": timezone.now() - timezone.timedelta(days=14),
+            "new_since": timezone.now() - timedelta(days=14),
         },
     )
 
@@ -116,7 +132,7 @@ def cart_add(request: HttpRequest) -> HttpResponse:
         for error in form.errors.get("quantity", []):
             messages.error(request, f"Quantity: {error}")
         for error in form.non_field_errors():
-            messages.error(request, error)
+            messages.error(request, str(error))
         return _back(request, reverse("shop:cart"))
     products = Product.objects.in_bulk(form.product_ids)
     missing = [pid for pid in form.product_ids if pid not in products]
@@ -148,7 +164,7 @@ def cart_update(request: HttpRequest) -> HttpResponse:
     """Change a line's quantity (0 removes it)."""
     form = CartUpdateForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Please enter a quantity between 0 and %d." % MAX_QUANTITY)
+        messages.error(request, f"Please enter a quantity between 0 and {MAX_QUANTITY}.")
         return redirect("shop:cart")
     cart = Cart(request)
     pid, quantity = form.cleaned_data["product_id"], form.cleaned_data["quantity"]

@@ -4,6 +4,12 @@ Nothing here imports Django or TensorFlow (the neural strategy lives in ``engine
 imported only when asked for). A test keeps it that way.
 """
 
-from crosssell.engine.base import Interactions, ItemContent, ItemRecommender, TopK
+from crosssell.engine.base import (
+    Interactions,
+    ItemContent,
+    ItemRecommender,
+    TopK,
+    UserRecommender,
+)
 
-__all__ = ["Interactions", "ItemContent", "ItemRecommender", "TopK"]
+__all__ = ["Interactions", "ItemContent", "ItemRecommender", "TopK", "UserRecommender"]

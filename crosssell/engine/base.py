@@ -228,9 +228,7 @@ class UserRecommender(ABC):
 
 def empty_topk(n_rows: int, k: int) -> TopK:
     """A ``TopK`` of ``n_rows`` rows with every slot padded (``-1``)."""
-    return TopK(
-        np.full((n_rows, k), -1, dtype=np.int64), np.zeros((n_rows, k), dtype=np.float32)
-    )
+    return TopK(np.full((n_rows, k), -1, dtype=np.int64), np.zeros((n_rows, k), dtype=np.float32))
 
 
 def dense_topk(
@@ -260,8 +258,10 @@ def dense_topk(
     out = empty_topk(n_rows, k)
     if kk == 0 or n_rows == 0:
         return out
-    part = np.argpartition(-S, kk - 1, axis=1)[:, :kk] if kk < n_items else np.tile(
-        np.arange(n_items), (n_rows, 1)
+    part = (
+        np.argpartition(-S, kk - 1, axis=1)[:, :kk]
+        if kk < n_items
+        else np.tile(np.arange(n_items), (n_rows, 1))
     )
     # argpartition does not order ties by index: take every column tied with the k-th value too
     kth = np.take_along_axis(S, part, axis=1).min(axis=1)

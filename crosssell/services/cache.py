@@ -3,6 +3,7 @@ takes effect at once without sweeping anything. Every call survives a cache that
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable
@@ -54,7 +55,8 @@ def get_or_set(key: str, compute: Callable[[], T]) -> T:
     gen = version()
     if not gen:
         return compute()
-    full = f"crosssell:{gen}:{key}"
+    # Hashed: keys may hold spaces or be long (a cart's ids), which memcached refuses.
+    full = f"crosssell:{gen}:{hashlib.sha1(key.encode()).hexdigest()}"
     try:
         value = _cache().get(full, _MISS)
     except Exception:

@@ -105,7 +105,9 @@ def report(experiment: Experiment, alpha: float = 0.05) -> Report:
             converted=Count("visitor", filter=Q(type=Event.Type.PURCHASE), distinct=True),
             orders=Count("order_ref", filter=Q(type=Event.Type.PURCHASE), distinct=True),
             revenue_sum=Sum("revenue", filter=Q(type=Event.Type.PURCHASE)),
-            attributed_sum=Sum("revenue", filter=Q(type=Event.Type.PURCHASE, impression__isnull=False)),
+            attributed_sum=Sum(
+                "revenue", filter=Q(type=Event.Type.PURCHASE, impression__isnull=False)
+            ),
         )
     }
     for v in variants:

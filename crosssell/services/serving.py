@@ -7,6 +7,7 @@ lists, so every list for a sellable product is full.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -29,6 +30,14 @@ from crosssell.services.products import (
 
 Kind = Recommendation.Kind
 MAX_CART = 100
+#: Slots chosen beyond the limit, so a product going out of stock does not shorten a list.
+SPARE = 2
+#: Reciprocal rank fusion of a cart's lists: score = sum of weight / (RRF_K + rank).
+RRF_K = 5
+FALLBACK_WEIGHT = 0.2
+FALLBACK_STRATEGIES = frozenset(
+    {"popularity", "category_popularity", "bestsellers", "category_bestsellers"}
+)
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,9 @@ class Item:
 def ranked_slots(source_ids: Sequence[int], kind: str) -> list[Slot]:
     """The live ranked list for one or several sources (a cart), pinned first, rejected out.
 
-    Scores of a target recommended by several sources add up; ties keep the better rank.
+    For a cart, the sources' lists are merged by reciprocal rank fusion: strategies score on
+    different scales, so ranks are what can be added; a fallback slot (popularity) weighs less
+    than a real companion.
     """
     sources = sorted({int(s) for s in source_ids})[:MAX_CART]
     if not sources:
@@ -75,37 +86,41 @@ def ranked_slots(source_ids: Sequence[int], kind: str) -> list[Slot]:
                 )
             )
             .order_by("pinned_first", "rank", "pk")
-            .values_list("target_id", "score", "strategy", "status", "evidence", "build_id")
+            .values_list("target_id", "score", "strategy", "status", "evidence", "build_id", "rank")
         )
         merged: dict[int, dict[str, Any]] = {}
-        for target, score, strategy, status, evidence, build_id in qs:
+        for target, score, strategy, status, evidence, build_id, rank in qs:
             if target in sources:
                 continue
-            entry = merged.get(target)
             pinned = status == Recommendation.Status.PINNED
-            if entry is None:
-                merged[target] = {
+            weight = FALLBACK_WEIGHT if strategy in FALLBACK_STRATEGIES else 1.0
+            entry = merged.setdefault(
+                target,
+                {
                     "order": len(merged),
                     "score": score,
+                    "fused": 0.0,
                     "strategy": "pinned" if pinned and build_id is None else strategy,
-                    "pinned": pinned,
+                    "pinned": False,
                     "evidence": evidence,
-                }
-            else:
-                entry["score"] += score
-                entry["pinned"] = entry["pinned"] or pinned
+                },
+            )
+            entry["fused"] += weight / (RRF_K + rank)
+            entry["pinned"] = entry["pinned"] or pinned
+        several = len(sources) > 1
         ordered = sorted(
             merged.items(),
             key=lambda kv: (
                 not kv[1]["pinned"],
-                -kv[1]["score"] if len(sources) > 1 else 0,
+                -kv[1]["fused"] if several else 0.0,
                 kv[1]["order"],
             ),
         )
         return [
-            Slot(t, float(e["score"]), e["strategy"], e["pinned"], e["evidence"] or {})
+            Slot(t, float(e["fused"] if several else e["score"]), e["strategy"], e["pinned"],
+                 e["evidence"] or {})
             for t, e in ordered
-        ]
+        ]  # fmt: skip
 
     key = f"slots:{kind}:{','.join(map(str, sources))}"
     return cs_cache.get_or_set(key, compute)
@@ -144,47 +159,70 @@ def recommend(
 ) -> list[Item]:
     """Up to ``limit`` sellable products for a product (one source) or a cart (several).
 
-    Never a source, an excluded id, a rejected or excluded pair, or an unsellable product;
-    pinned pairs come first; a variant stands for its parent when the product model has one;
-    with ``CROSSSELL_PRICE_BAND`` a single product's list keeps to a band around its price;
-    category and then global bestsellers fill what the live build leaves empty. Two queries
-    (the ranked ids, the products), or one on a cache hit.
+    Never a source, an excluded id, a rejected or excluded pair, a pair bought together by too
+    few customers, or an unsellable product; pinned pairs come first; a variant stands for its
+    parent when the product model has one; with ``CROSSSELL_PRICE_BAND`` a single product's
+    list keeps to a band around its price; category and then global bestsellers fill what the
+    live build leaves empty. The chosen ids are cached per cache generation, so a widget costs
+    one query (its products) on a cache hit, and a fixed number on a miss.
     """
     limit = settings.DEFAULT_LIMIT if limit is None else limit
-    sources = [int(s) for s in source_ids][:MAX_CART]
-    banned = set(sources) | {int(e) for e in exclude}
-    slots = [s for s in ranked_slots(sources, kind) if s.product_id not in banned]
-    candidates = slots[: limit * 3]
-    taken = {s.product_id for s in candidates}
+    sources = sorted({int(s) for s in source_ids})[:MAX_CART]
+    excluded = sorted({int(e) for e in exclude} - set(sources))
+    cat_key = hashlib.sha1((category or "").encode()).hexdigest()[:12] if category else ""
+    key = (
+        f"rec:{kind}:{','.join(map(str, sources))}:{','.join(map(str, excluded))}:{cat_key}:{limit}"
+    )
+
+    def choose() -> list[Slot]:
+        return _choose(sources, excluded, limit, kind, category)
+
+    slots = cs_cache.get_or_set(key, choose)
+    items = _load(slots)
+    if len(items) < min(limit, len(slots)):
+        items = _load(choose())  # a product stopped being sellable since: choose afresh
+    return items[:limit]
+
+
+def _load(slots: list[Slot]) -> list[Item]:
+    """The slots' products in one query, still sellable."""
+    loaded = products().in_bulk([s.product_id for s in slots])
+    return [
+        Item(loaded[s.product_id], s)
+        for s in slots
+        if s.product_id in loaded and is_sellable(loaded[s.product_id])
+    ]
+
+
+def _choose(
+    sources: list[int], excluded: list[int], limit: int, kind: str, category: str | None
+) -> list[Slot]:
+    """The ``limit`` best slots (and two spares) that pass every rule."""
+    banned = set(sources) | set(excluded)
+    pool = [s for s in ranked_slots(sources, kind) if s.product_id not in banned]
+    taken = {s.product_id for s in pool}
     fallbacks = ([("category_bestsellers", category)] if category else []) + [("bestsellers", None)]
     for strategy, cat in fallbacks:
         for pid in bestseller_ids(cat):
-            if len(candidates) >= limit * 3 + 4:
-                break
             if pid not in banned and pid not in taken:
                 taken.add(pid)
-                candidates.append(Slot(pid, 0.0, strategy))
+                pool.append(Slot(pid, 0.0, strategy))
     # Every candidate passes the privacy threshold with every source: the build filtered its
-    # own rows, but a fallback, or a row of another item of a cart, was never checked. One
-    # grouped query (cached), whatever the list length.
-    unchecked = [s.product_id for s in candidates]
-    if unchecked and settings.MIN_CUSTOMERS > 1:
-        key = f"blocked:{','.join(map(str, sorted(sources)))}:{','.join(map(str, unchecked))}"
-        blocked = cs_cache.get_or_set(
-            key, lambda: too_few_customers(sources, unchecked, settings.MIN_CUSTOMERS)
-        )
-        candidates = [s for s in candidates if s.product_id not in blocked]
+    # own rows, but a fallback, or a row of another item of a cart, was never checked.
+    if pool and settings.MIN_CUSTOMERS > 1:
+        blocked = too_few_customers(sources, [s.product_id for s in pool], settings.MIN_CUSTOMERS)
+        pool = [s for s in pool if s.product_id not in blocked]
     qs = products()
     parent = product_field("parent")
     if parent and "__" not in parent:
         qs = qs.select_related(parent)
-    loaded = qs.in_bulk([s.product_id for s in candidates] + sources)
+    loaded = qs.in_bulk([s.product_id for s in pool] + sources)
     rules = exclusions.load_rules()
     src_products = [loaded[s] for s in sources if s in loaded]
     band = _price_band(src_products[0]) if len(src_products) == 1 else None
-    items: list[Item] = []
+    chosen: list[Slot] = []
     shown: set[int] = set(banned)
-    for slot in candidates:
+    for slot in pool:
         product = loaded.get(slot.product_id)
         if product is None:
             continue
@@ -199,10 +237,10 @@ def recommend(
         ):
             continue
         shown.add(product.pk)
-        items.append(Item(product, slot))
-        if len(items) == limit:
+        chosen.append(slot)
+        if len(chosen) == limit + SPARE:
             break
-    return items
+    return chosen
 
 
 def _price_band(product: Model) -> tuple[Decimal, Decimal] | None:

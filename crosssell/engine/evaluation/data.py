@@ -65,7 +65,7 @@ def _open_text(path: str | Path) -> io.TextIOBase:
         raise FileNotFoundError(f"no such file: {p}")
     if p.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(p, "rb"), encoding="utf-8", newline="")
-    return open(p, encoding="utf-8", newline="")  # noqa: SIM115 (closed by the caller)
+    return open(p, encoding="utf-8", newline="")
 
 
 def _header(reader: csv.DictReader[str], path: str | Path, required: tuple[str, ...]) -> None:

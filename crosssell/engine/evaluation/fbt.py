@@ -128,9 +128,10 @@ def fbt_split(log: PurchaseLog, catalog: Catalog | None = None, cold: bool = Fal
     # test baskets: distinct products per test order
     te_orders = line_order[test_line]
     te_prod = log.product_ids[test_line]
-    pairs = np.unique(np.rec.fromarrays([te_orders, te_prod]))
-    t_order = np.asarray(pairs.f0, dtype=np.int64)
-    t_prod = np.asarray(pairs.f1, dtype=str)
+    codes, code = np.unique(te_prod, return_inverse=True)
+    keys = np.unique(te_orders.astype(np.int64) * len(codes) + code)
+    t_order = keys // max(len(codes), 1)
+    t_prod = codes[keys % max(len(codes), 1)]
     pos = np.searchsorted(items, t_prod).clip(max=max(n_items - 1, 0))
     known_item = (items[pos] == t_prod) if n_items else np.zeros(len(t_prod), dtype=bool)
     t_item = np.where(known_item, pos, -1)
@@ -179,7 +180,8 @@ def filled_lists(
         row = got[pos]
         cand = np.concatenate([row[(row >= 0) & (row != q)], head[head != q]])
         _, first = np.unique(cand, return_index=True)
-        out[pos] = cand[np.sort(first)][:k]
+        row = cand[np.sort(first)][:k]
+        out[pos, : len(row)] = row
     return out
 
 
@@ -219,3 +221,16 @@ def evaluate_fbt(strategy: ItemRecommender, split: FBTSplit) -> dict[str, float]
     seconds = time.perf_counter() - t0
     res = score_lists(split, lists, uniq)
     return {**res, "precision@10": float("nan"), "map": float("nan"), "fit_seconds": seconds}
+
+
+def training_log(log: PurchaseLog) -> PurchaseLog:
+    """The purchase lines of FBT-v1's training orders only, in file order.
+
+    Splitting this log again with :func:`fbt_split` gives a validation split carved from the
+    training part: parameters are tuned on it, never on the test orders.
+    """
+    line_order, _, _ = _orders_in_first_appearance(log)
+    keep = ~split_orders(log)[line_order]
+    return PurchaseLog(
+        log.order_ids[keep], log.customer_ids[keep], log.product_ids[keep], log.purchased_at[keep]
+    )

@@ -12,7 +12,15 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from crosssell.engine.base import IntArray, Interactions, ItemRecommender, TopK, empty_topk
+from crosssell.engine.base import (
+    IntArray,
+    Interactions,
+    ItemRecommender,
+    TopK,
+    UserRecommender,
+    dense_topk,
+    empty_topk,
+)
 
 
 def peer_topk(S: sp.csr_matrix, items: IntArray, k: int) -> TopK:
@@ -99,10 +107,15 @@ class PeerImplicitCosine(ItemRecommender):
         self.neighbours = neighbours
 
     def fit(self, data: Interactions) -> Self:
+        import warnings
+
         from implicit.nearest_neighbours import CosineRecommender
 
         self.model_ = CosineRecommender(K=self.neighbours)
-        self.model_.fit(data.baskets, show_progress=False)
+        with warnings.catch_warnings():
+            # implicit converts its own transposed copy and warns about it
+            warnings.simplefilter("ignore")
+            self.model_.fit(data.baskets, show_progress=False)
         return self
 
     def similar_items(self, items: npt.ArrayLike, k: int) -> TopK:
@@ -115,6 +128,22 @@ class PeerImplicitCosine(ItemRecommender):
             out.indices[pos, : len(row)] = row
             out.scores[pos, : len(row)] = sc
         return out
+
+
+class PeerUserPopularity(UserRecommender):
+    """PERSONAL-MS's popularity row: the most bought items a customer has not bought yet."""
+
+    name = "popularity"
+
+    def fit(self, data: Interactions) -> Self:
+        self.user_items_ = data.customer_items()
+        self.counts_ = np.asarray(self.user_items_.sum(axis=0), dtype=np.float64).ravel()
+        return self
+
+    def recommend(self, customers: npt.ArrayLike, k: int, exclude_seen: bool = True) -> TopK:
+        c = np.asarray(customers, dtype=np.int64)
+        scores = np.tile(self.counts_, (len(c), 1))
+        return dense_topk(scores, k, self.user_items_[c] if exclude_seen else None)
 
 
 def implicit_available() -> bool:
