@@ -21,6 +21,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from crosssell.models import Product, user_customer_ref
+from crosssell.services import tracking
 from crosssell.services.purchases import Line, record_order
 from shop.cart import MAX_QUANTITY, Cart
 from shop.forms import CartAddForm, CartUpdateForm, CheckoutForm
@@ -250,6 +251,12 @@ def checkout(request: HttpRequest) -> HttpResponse:
         except CheckoutError as exc:
             messages.error(request, str(exc))
             return redirect("shop:cart")
+        # The lines that came from a widget are credited to its impression (first-party).
+        tracking.attribute_order(
+            request.session,
+            order.number,
+            [(line.product_id, line.quantity, line.unit_price) for line in order.lines.all()],
+        )
         cart.clear()
         request.session["last_order"] = order.number
         return redirect("shop:thanks")

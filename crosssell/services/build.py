@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
-from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db import connections, router, transaction
+from django.db.models import Exists, Field, OuterRef
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from crosssell.conf import settings
 from crosssell.engine.base import Interactions, ItemRecommender
-from crosssell.engine.cooccurrence import cooccurrence
 from crosssell.engine.popularity import Popularity
+from crosssell.engine.similarity import column_counts, pair_counts
 from crosssell.models import Build, Recommendation
 from crosssell.services import cache as cs_cache
 from crosssell.services import exclusions
@@ -104,7 +105,7 @@ def resolve_strategy(strategy: ItemRecommender | str | None) -> ItemRecommender:
         return default_strategy()
     if isinstance(strategy, str) and "." in strategy:
         cls = import_string(strategy)
-        return cls()  # type: ignore[no-any-return]
+        return cls()
     if isinstance(strategy, str):
         from crosssell.engine import registry
 
@@ -244,15 +245,15 @@ class _Reporter:
 def customer_counts(
     data: Interactions, src: npt.NDArray[np.int64], dst: npt.NDArray[np.int64]
 ) -> npt.NDArray[np.int64]:
-    """For each pair, the number of distinct customers who bought both items."""
+    """For each pair, the number of distinct customers who bought both items.
+
+    Computed in blocks of source items (:func:`crosssell.engine.similarity.pair_counts`), so
+    the memory stays bounded however large the catalog.
+    """
+    src = np.asarray(src, dtype=np.int64)
     if len(src) == 0:
         return np.zeros(0, dtype=np.int64)
-    U = data.customer_items()
-    Ut = U.T.tocsr()
-    # Only the rows that are asked for are multiplied: items x items restricted to sources.
-    uniq, inv = np.unique(src, return_inverse=True)
-    CU = (Ut[uniq] @ U).tocsr()
-    return np.asarray(CU[inv, dst]).ravel().astype(np.int64)
+    return pair_counts(data.customer_items(), src, np.asarray(dst, dtype=np.int64))
 
 
 def compute_rows(
@@ -266,69 +267,91 @@ def compute_rows(
 ) -> Rows:
     """Top ``k`` per item, privacy-filtered, filled with popularity so every list is full.
 
-    A pair that between 1 and ``min_customers - 1`` distinct customers bought together is never
-    published, whichever strategy proposed it: showing it would reveal those customers' baskets.
-    ``excluded(src, dst)`` marks further pairs to drop (the merchant's exclusions).
+    Each item's candidates are the strategy's ``k + 8`` best (never the item itself), then the
+    bestsellers, without duplicates, cut to ``k + 8``: the headroom is for the pairs dropped
+    next. A pair that between 1 and ``min_customers - 1`` distinct customers bought together is
+    never published, whichever strategy proposed it: showing it would reveal those customers'
+    baskets. ``excluded(src, dst)`` marks further pairs to drop (the merchant's exclusions).
+    What is left is ranked again and cut to ``k``.
+
+    Parameters
+    ----------
+    data
+        The extracted interactions.
+    model
+        A fitted strategy.
+    k
+        List length.
+    min_customers
+        The privacy threshold.
+    items
+        Item indices to rank (default: all).
+    excluded
+        Optional ``excluded(src, dst) -> bool array``.
+
+    Returns
+    -------
+    Rows
+        Grouped by source in the order of ``items``, ranks ``0..`` within each source.
+
+    Raises
+    ------
+    IndexError
+        The strategy proposed an item index that does not exist.
     """
     if items is None:
         items = np.arange(data.n_items, dtype=np.int64)
-    wide = model.similar_items(items, k + 8)
-    names = wide.source_names or [getattr(model, "name", "strategy")]
+    items = np.asarray(items, dtype=np.int64)
+    width = k + 8  # headroom for pairs the privacy filter drops
+    wide = model.similar_items(items, width)
+    names = list(wide.source_names or [getattr(model, "name", "strategy")])
+    cand = np.asarray(wide.indices, dtype=np.int64)
+    if cand.size and cand.max() >= data.n_items:
+        raise IndexError(f"strategy proposed item {int(cand.max())} of {data.n_items}")
+    if wide.sources is not None:
+        cand_src = np.asarray(wide.sources, dtype=np.int64).reshape(cand.shape)
+    else:
+        cand_src = np.zeros(cand.shape, dtype=np.int64)
+    # The bestsellers fill what the strategy left: 2 * width + 1 of them always suffice (at
+    # most width + 1 are the strategy's own or the item itself).
     pop = Popularity().fit(data)
-    pop_head = pop.order_[: 4 * k + 8]
-    src_l: list[int] = []
-    dst_l: list[int] = []
-    rank_l: list[int] = []
-    score_l: list[float] = []
-    strat_l: list[str] = []
-    for pos_q, i in enumerate(items.tolist()):
-        row = wide.indices[pos_q]
-        cand = [
-            (
-                int(j),
-                float(s),
-                names[int(wide.sources[pos_q, p])] if wide.sources is not None else names[0],
-            )
-            for p, (j, s) in enumerate(zip(row, wide.scores[pos_q], strict=True))
-            if j >= 0 and j != i
-        ]
-        fill = [(int(j), 0.0, "popularity") for j in pop_head if j != i]
-        chosen: list[tuple[int, float, str]] = []
-        seen: set[int] = {i}
-        for j, s, name in cand + fill:
-            if j in seen:
-                continue
-            seen.add(j)
-            chosen.append((j, s, name))
-            if len(chosen) == k + 8:  # headroom for pairs the privacy filter drops
-                break
-        for pos, (j, s, name) in enumerate(chosen):
-            src_l.append(i)
-            dst_l.append(j)
-            rank_l.append(pos)
-            score_l.append(s)
-            strat_l.append(name)
-    src = np.asarray(src_l, dtype=np.int64)
-    dst = np.asarray(dst_l, dtype=np.int64)
+    head = pop.order_[: min(4 * k + 8, 2 * width + 1)].astype(np.int64)
+    n, fill = len(items), len(head)
+    names.append("popularity")
+    every = np.hstack([cand, np.broadcast_to(head, (n, fill))])
+    scores = np.hstack(
+        [np.asarray(wide.scores, dtype=np.float32), np.zeros((n, fill), dtype=np.float32)]
+    )
+    sources = np.hstack([cand_src, np.full((n, fill), len(names) - 1, dtype=np.int64)])
+    take = (every >= 0) & (every != items[:, None])
+    # Only the first of equal candidates counts (a stable sort puts it first among them).
+    by_value = np.argsort(every, axis=1, kind="stable")
+    ordered = np.take_along_axis(every, by_value, axis=1)
+    repeat = np.zeros(every.shape, dtype=bool)
+    repeat[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+    np.put_along_axis(take, by_value, np.take_along_axis(take, by_value, axis=1) & ~repeat, axis=1)
+    take &= np.cumsum(take, axis=1) <= width
+    row, col = np.nonzero(take)
+    src, dst = items[row], every[row, col]
+    score, source = scores[row, col], sources[row, col]
+    del every, scores, sources, take, by_value, ordered, repeat
+
     evidence = pair_evidence(data, src, dst)
     blocked = (evidence["customers"] >= 1) & (evidence["customers"] < min_customers)
     if excluded is not None:
-        blocked |= excluded(src, dst)
-    keep = ~blocked
+        blocked |= np.asarray(excluded(src, dst), dtype=bool)
+    keep = np.flatnonzero(~blocked)
     # Re-rank within each source after dropping blocked pairs, and cut to k.
-    src, dst = src[keep], dst[keep]
-    score = np.asarray(score_l, dtype=np.float32)[keep]
-    strategy = [s for s, kept in zip(strat_l, keep, strict=True) if kept]
-    evidence = {name: values[keep] for name, values in evidence.items()}
-    rank = _rank_within(src)
-    cut = rank < k
+    rank = _rank_within(src[keep])
+    keep = keep[rank < k]
+    label = np.asarray(names, dtype=object)
     return Rows(
-        src[cut],
-        dst[cut],
-        rank[cut],
-        score[cut],
-        [s for s, c in zip(strategy, cut, strict=True) if c],
-        {name: values[cut] for name, values in evidence.items()},
+        src[keep],
+        dst[keep],
+        rank[rank < k],
+        score[keep],
+        label[source[keep]].tolist(),
+        {name: values[keep] for name, values in evidence.items()},
     )
 
 
@@ -344,16 +367,21 @@ def _rank_within(src: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
 def pair_evidence(
     data: Interactions, src: npt.NDArray[np.int64], dst: npt.NDArray[np.int64]
 ) -> dict[str, npt.NDArray[Any]]:
-    """Co-purchase count, confidence, lift and distinct customers of each pair."""
+    """Co-purchase count, confidence, lift and distinct customers of each pair.
+
+    Uses ``crosssell.engine.evidence.pair_evidence`` when the engine has it; otherwise counts
+    only the requested pairs, in blocks of source items (never a dense items x items matrix).
+    """
     try:
-        from crosssell.engine.evidence import pair_evidence as engine_pair_evidence
+        engine = importlib.import_module("crosssell.engine.evidence")
     except ImportError:
-        engine_pair_evidence = None
-    if engine_pair_evidence is not None:
-        return engine_pair_evidence(data, src, dst)
-    C = cooccurrence(data.baskets)
-    counts = C.diagonal().astype(np.float64)
-    co = np.asarray(C[src, dst]).ravel().astype(np.float64) if len(src) else np.zeros(0)
+        engine = None
+    if engine is not None:
+        return engine.pair_evidence(data, src, dst)
+    src = np.asarray(src, dtype=np.int64)
+    dst = np.asarray(dst, dtype=np.int64)
+    counts = column_counts(data.baskets)  # orders holding each item (baskets are binary)
+    co = pair_counts(data.baskets, src, dst).astype(np.float64)
     n = max(data.n_orders, 1)
     with np.errstate(divide="ignore", invalid="ignore"):
         confidence = np.where(counts[src] > 0, co / counts[src], 0.0)
@@ -367,7 +395,20 @@ def pair_evidence(
 
 
 def write_rows(build: Build, ex: Extracted, rows: Rows, kind: str, report: ProgressFn) -> int:
-    """Bulk-insert one kind's rows for ``build``; returns how many were written."""
+    """Bulk-insert one kind's rows for ``build``; returns how many were written.
+
+    PostgreSQL gets them by ``COPY`` (formatted in blocks while the server ingests the previous
+    one), any other database by ``bulk_create``.
+    """
+    db = router.db_for_write(Recommendation)
+    if connections[db].vendor == "postgresql":
+        return _copy_rows(db, build, ex, rows, kind, report)
+    return _bulk_create_rows(db, build, ex, rows, kind, report)
+
+
+def _bulk_create_rows(
+    db: str, build: Build, ex: Extracted, rows: Rows, kind: str, report: ProgressFn
+) -> int:
     pids = ex.product_ids
     total = len(rows)
     ev_names = list(rows.evidence)
@@ -387,7 +428,7 @@ def write_rows(build: Build, ex: Extracted, rows: Rows, kind: str, report: Progr
             )
             for i in range(start, stop)
         ]
-        Recommendation.objects.bulk_create(objs)
+        Recommendation.objects.using(db).bulk_create(objs)
         written += len(objs)
         report("write", written / max(total, 1), written)
     return written
@@ -399,6 +440,128 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.floating):
         return round(float(value), 6)
     return value
+
+
+#: Rows formatted and sent in one ``COPY`` statement.
+COPY_BATCH = 100_000
+
+
+def _copy_rows(
+    db: str, build: Build, ex: Extracted, rows: Rows, kind: str, report: ProgressFn
+) -> int:
+    """``write_rows`` on PostgreSQL: text ``COPY``, one ``%`` format per row.
+
+    The values are exactly those ``bulk_create`` would store: the score as a double, the
+    evidence's floats rounded to 6 digits, every column with a default given explicitly.
+    """
+    from psycopg.copy import QueuedLibpqWriter
+
+    meta = Recommendation._meta
+    qn = connections[db].ops.quote_name
+    names = ["build", "source", "target", "kind", "score", "rank", "strategy", "evidence"]
+    names += ["status", "created_at", "updated_at"]
+    columns = ", ".join(qn(cast("Field[Any, Any]", meta.get_field(f)).column) for f in names)
+    sql = f"COPY {qn(meta.db_table)} ({columns}) FROM STDIN"
+    now = _copy_text(str(timezone.now()))
+    evidence_fmt, evidence_cols = _evidence_format(rows.evidence)
+    template = "\t".join(
+        [
+            str(build.pk),
+            "%d",
+            "%d",
+            _copy_text(kind).replace("%", "%%"),
+            "%r",
+            "%d",
+            "%s",
+            evidence_fmt,
+            _copy_text(Recommendation.Status.AUTO).replace("%", "%%"),
+            now,
+            now,
+        ]
+    )
+    template += "\n"
+    pids = ex.product_ids
+    total = len(rows)
+    strategy = rows.strategy
+    if any(_copy_text(s) != s for s in set(strategy)):
+        strategy = [_copy_text(s) for s in strategy]
+
+    def block(start: int) -> str:
+        part = slice(start, min(start + COPY_BATCH, total))
+        values = zip(
+            pids[rows.src[part]].tolist(),
+            pids[rows.dst[part]].tolist(),
+            rows.score[part].astype(np.float64).tolist(),
+            rows.rank[part].tolist(),
+            strategy[part],
+            *(column(part) for column in evidence_cols),
+            strict=True,
+        )
+        return "".join(map(template.__mod__, values))
+
+    starts = list(range(0, total, COPY_BATCH))
+    written = 0
+    with connections[db].cursor() as cursor:
+        raw = cursor.cursor
+        text = block(0) if starts else ""
+        for pos, start in enumerate(starts):
+            # One COPY per block: between two, ``report`` may use this connection (the build's
+            # progress), which it must not while a COPY is open.
+            with raw.copy(sql, writer=QueuedLibpqWriter(raw)) as copy:
+                copy.write(text)
+                # formatted while the server ingests the block just sent
+                text = block(starts[pos + 1]) if pos + 1 < len(starts) else ""
+            written = min(start + COPY_BATCH, total)
+            report("write", written / max(total, 1), written)
+    return written
+
+
+def _evidence_format(
+    evidence: dict[str, npt.NDArray[Any]],
+) -> tuple[str, list[Callable[[slice], list[Any]]]]:
+    """A ``%`` template of the evidence's JSON and, per placeholder, its values for a slice."""
+    import json
+
+    parts: list[str] = []
+    cols: list[Callable[[slice], list[Any]]] = []
+    for name, values in evidence.items():
+        key = _copy_text(json.dumps(name)).replace("%", "%%")
+        arr = np.asarray(values)
+        if arr.dtype.kind in "iu":
+            parts.append(f"{key}: %d")
+        elif arr.dtype.kind == "f":
+            parts.append(f"{key}: %r")
+        else:
+            parts.append(f"{key}: %s")
+        cols.append(_evidence_column(arr))
+    return "{" + ", ".join(parts) + "}", cols
+
+
+def _evidence_column(arr: npt.NDArray[Any]) -> Callable[[slice], list[Any]]:
+    """The values of one evidence column for a slice, as ``_jsonable`` would store them."""
+    import json
+
+    def ints(part: slice) -> list[Any]:
+        return list(arr[part].tolist())
+
+    def floats(part: slice) -> list[Any]:
+        return [round(v, 6) for v in arr[part].tolist()]
+
+    def other(part: slice) -> list[Any]:
+        return [_copy_text(json.dumps(_jsonable(v))) for v in arr[part]]
+
+    if arr.dtype.kind in "iu":
+        return ints
+    return floats if arr.dtype.kind == "f" else other
+
+
+def _copy_text(value: str) -> str:
+    """``value`` escaped for a text-format ``COPY`` field."""
+    if not any(c in value for c in "\\\t\n\r"):
+        return value
+    return (
+        value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+    )
 
 
 @transaction.atomic

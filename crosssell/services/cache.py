@@ -63,7 +63,7 @@ def get_or_set(key: str, compute: Callable[[], T]) -> T:
         logger.warning("crosssell cache read failed", exc_info=True)
         return compute()
     if value is not _MISS:
-        return value  # type: ignore[return-value]
+        return value
     value = compute()
     try:
         _cache().set(full, value, settings.CACHE_TIMEOUT)

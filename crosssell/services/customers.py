@@ -24,7 +24,7 @@ def export_customer(customer_ref: str) -> dict[str, Any]:
         "purchases": [
             {
                 "order": p.order_ref,
-                "product_id": p.product_id,  # type: ignore[attr-defined]
+                "product_id": p.product_id,
                 "quantity": p.quantity,
                 "unit_price": None if p.unit_price is None else str(p.unit_price),
                 "purchased_at": p.purchased_at.isoformat() if p.purchased_at else None,

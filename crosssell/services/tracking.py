@@ -269,6 +269,10 @@ def record_touch(session: Any, token: str, event_type: str, product_id: int | No
     product_id = data.get("p", product_id)
     if product_id is None:
         return False
+    touches = dict(session.get(SESSION_TOUCHES, {}))
+    earlier = touches.get(str(int(product_id)))
+    if event_type == Event.Type.CLICK and earlier and earlier[0] == data["i"]:
+        return True  # the same link again (a reload, a redirect back): one click
     visitor = visitor_id(session)
     push(
         [
@@ -283,7 +287,6 @@ def record_touch(session: Any, token: str, event_type: str, product_id: int | No
             }
         ]
     )
-    touches = dict(session.get(SESSION_TOUCHES, {}))
     touches[str(int(product_id))] = [data["i"], data.get("v"), timezone.now().isoformat()]
     session[SESSION_TOUCHES] = touches
     return True

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +20,7 @@ from django.urls import NoReverseMatch, reverse
 
 from crosssell.conf import settings
 from crosssell.models import Purchase, Recommendation, user_customer_ref
+from crosssell.services import tracking
 from crosssell.services.products import is_sellable, price_of, read
 from crosssell.services.serving import MAX_CART, Item, category_of, recommend
 
@@ -40,6 +41,14 @@ class Card:
     hue: int  # a stable colour for the image placeholder, from the category
     strategy: str = ""
     pinned: bool = False
+    token: str = ""  # the signed impression token a tracked link or form carries
+
+    @property
+    def tracked_url(self) -> str:
+        """The product's URL, carrying the widget's impression when tracking is on."""
+        if not self.token or not self.url:
+            return self.url
+        return f"{self.url}{'&' if '?' in self.url else '?'}cs={self.token}"
 
     @property
     def price_cents(self) -> int:
@@ -69,6 +78,29 @@ def card(product: Model, strategy: str = "", pinned: bool = False) -> Card:
 
 def cards(items: list[Item]) -> list[Card]:
     return [card(i.product, i.slot.strategy, i.slot.pinned) for i in items]
+
+
+def track(
+    context: template.Context, placement: str, sources: list[int], items: list[Card]
+) -> list[Card]:
+    """Record the impression of a rendered list and give each item its signed token; a
+    visitor in a holdout variant of the placement's experiment sees no widget at all."""
+    request = context.get("request")
+    session = getattr(request, "session", None)
+    if not settings.TRACKING or session is None:
+        return items
+    visitor = tracking.visitor_id(session)
+    running = tracking.active_experiment(placement)
+    variant = tracking.assign(running[0], running[1], visitor) if running else None
+    if variant is not None and variant.holdout:
+        tracking.record_impression(placement, visitor, sources, [], [], variant)
+        return []
+    if not items:
+        return items
+    rendered = tracking.record_impression(
+        placement, visitor, sources, [c.id for c in items], [c.strategy for c in items], variant
+    )
+    return [replace(c, token=tracking.item_token(rendered, c.id)) for c in items]
 
 
 def add_to_cart_url() -> str:
@@ -111,6 +143,7 @@ def frequently_bought_together(
     if product is None:
         return {"items": []}
     items = cards(recommend([product.pk], _limit(limit), category=category_of(product)))
+    items = track(context, "product", [int(product.pk)], items)
     main = card(product, "this item")
     sellable = is_sellable(product)
     bundle = ([main] if sellable else []) + items
@@ -130,7 +163,7 @@ def cart_recommendations(
     """What completes this cart; never a product already in it."""
     ids = [int(i) for i in (cart_product_ids or [])]
     items = cards(recommend(ids, _limit(limit))) if ids else []
-    return _base(context, "cart-recommendations", items)
+    return _base(context, "cart-recommendations", track(context, "cart", ids, items))
 
 
 @register.inclusion_tag("crosssell/also_bought.html", takes_context=True)
@@ -146,7 +179,8 @@ def also_bought(
         kind=Recommendation.Kind.ALSO_BOUGHT,
         category=category_of(product),
     )
-    return _base(context, "also-bought", cards(items))
+    tracked = track(context, "also_bought", [int(product.pk)], cards(items))
+    return _base(context, "also-bought", tracked)
 
 
 @register.inclusion_tag("crosssell/recommended_for_you.html", takes_context=True)
@@ -158,4 +192,5 @@ def recommended_for_you(context: template.Context, user: Any, limit: Any = None)
     recent = Purchase.objects.filter(customer_ref=ref).order_by("-purchased_at", "-pk")
     bought = list(dict.fromkeys(recent.values_list("product_id", flat=True)[: 4 * MAX_CART]))
     items = recommend(bought[:MAX_CART], _limit(limit), exclude=bought)
-    return _base(context, "recommended-for-you", cards(items))
+    tracked = track(context, "for_you", bought[:MAX_CART], cards(items))
+    return _base(context, "recommended-for-you", tracked)

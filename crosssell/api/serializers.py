@@ -1,0 +1,155 @@
+"""Serializers of the API: explicit fields in, explicit fields out."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from django.db.models import Model
+from rest_framework import serializers
+from rest_framework.fields import empty
+
+from crosssell.conf import settings
+from crosssell.services.products import price_of, products, read
+from crosssell.services.serving import MAX_CART, Item
+
+#: The largest primary key the databases store (a signed 64-bit integer).
+MAX_ID = 2**63 - 1
+
+
+def limit_field(*, strict: bool) -> serializers.IntegerField:
+    """The ``limit`` field, bounded by the current ``CROSSSELL_*`` settings."""
+    field_class = StrictIntegerField if strict else QueryIntegerField
+    return field_class(
+        required=False,
+        min_value=1,
+        max_value=settings.MAX_LIMIT,
+        default=settings.DEFAULT_LIMIT,
+        help_text="How many products to return.",
+    )
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """An integer that must be a JSON number: ``"7"``, ``7.5`` and ``true`` are refused."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class QueryIntegerField(serializers.IntegerField):
+    """An integer query parameter: ``?limit=`` is refused, not read as absent."""
+
+    def get_value(self, dictionary: Mapping[str, Any]) -> Any:
+        # DRF reads an empty form value of an optional field as missing; the schema says
+        # integer, so an empty string is an invalid value here.
+        return dictionary.get(self.field_name or "", empty)
+
+
+class BoundedListField(serializers.ListField):
+    """A list field that refuses an over-long list before validating its items one by one."""
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        if self.max_length is not None and isinstance(data, list) and len(data) > self.max_length:
+            self.fail("max_length", max_length=self.max_length)
+        return super().to_internal_value(data)
+
+
+class LimitQuerySerializer(serializers.Serializer):
+    """The ``limit`` query parameter."""
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        # Built per use so that the bounds follow the settings (and override_settings).
+        return {"limit": limit_field(strict=False)}
+
+
+class CartRequestSerializer(serializers.Serializer):
+    """A cart: the products in it, and how many recommendations to return."""
+
+    product_ids = BoundedListField(
+        child=StrictIntegerField(min_value=1, max_value=MAX_ID),
+        min_length=1,
+        max_length=MAX_CART,
+        help_text=f"The ids of the products in the cart (1 to {MAX_CART}).",
+    )
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        fields["limit"] = limit_field(strict=True)
+        return fields
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        ids = list(dict.fromkeys(attrs["product_ids"]))
+        known = set(products().filter(pk__in=ids).values_list("pk", flat=True))
+        if not known:
+            raise serializers.ValidationError({"product_ids": ["None of these products exists."]})
+        # Unknown ids are kept out of the sources but stay excluded: a product deleted while it
+        # sat in the cart is still never recommended back.
+        attrs["product_ids"] = ids
+        attrs["known_ids"] = [pk for pk in ids if pk in known]
+        return attrs
+
+
+class RecommendationSerializer(serializers.Serializer):
+    """One recommended product."""
+
+    id = serializers.IntegerField(help_text="The product's primary key.")
+    name = serializers.CharField()
+    price = serializers.DecimalField(
+        max_digits=None, decimal_places=None, coerce_to_string=True, help_text="A decimal string."
+    )
+    url = serializers.CharField(
+        allow_null=True, help_text="The product's page (get_absolute_url), or null."
+    )
+    score = serializers.FloatField(help_text="The strategy's score; 0 for a fallback.")
+    strategy = serializers.CharField(
+        help_text='What produced it: "cocount", "pinned", "bestsellers"...'
+    )
+    evidence = serializers.DictField(
+        required=False,
+        help_text="Staff users only: co-purchase count, confidence, lift, customers.",
+    )
+
+    def to_representation(self, instance: Item | Mapping[str, Any]) -> dict[str, Any]:
+        if isinstance(instance, Item):
+            instance = self.flatten(instance)
+        return super().to_representation(instance)
+
+    def flatten(self, item: Item) -> dict[str, Any]:
+        """The fields of one item, read through the product field mapping."""
+        product, slot = item.product, item.slot
+        row: dict[str, Any] = {
+            "id": product.pk,
+            "name": str(read(product, "name", str(product))),
+            "price": price_of(product),
+            "url": product_url(product),
+            # A non-finite score would make the response invalid JSON.
+            "score": slot.score if math.isfinite(slot.score) else 0.0,
+            "strategy": slot.strategy,
+        }
+        if self.context.get("show_evidence"):
+            row["evidence"] = slot.evidence
+        return row
+
+
+def product_url(product: Model) -> str | None:
+    """``product.get_absolute_url()`` when the model has one, else ``None``."""
+    get_url = getattr(product, "get_absolute_url", None)
+    return str(get_url()) if callable(get_url) else None
+
+
+class RecommendationListSerializer(serializers.Serializer):
+    """The recommendations of one request, and the build they come from."""
+
+    results = RecommendationSerializer(many=True)
+    build = serializers.IntegerField(
+        allow_null=True, help_text="The id of the live build, or null when none is live yet."
+    )
+
+
+class ErrorDetailSerializer(serializers.Serializer):
+    """An error without a field: not found, not signed in, throttled..."""
+
+    detail = serializers.CharField()
