@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny
@@ -30,6 +31,11 @@ class ProductView(APIView):
     permission_classes = [AllowAny]
     serializer_class = ProductSerializer
 
+    @extend_schema(
+        operation_id="shop_product",
+        summary="One product, without recommendations",
+        responses={200: ProductSerializer, 404: OpenApiResponse(description="No such product.")},
+    )
     def get(self, request: Request, pk: int) -> Response:
         product = sellable_products().filter(pk=pk).first()
         if product is None:

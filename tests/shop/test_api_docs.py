@@ -1,0 +1,18 @@
+"""The API's documentation pages work offline: Swagger UI's assets are served locally."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+
+@pytest.mark.django_db
+def test_swagger_ui_uses_local_assets(client: Client) -> None:
+    page = client.get("/api/docs/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in html
+    assert "cdn" not in html.lower()
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200
+    assert b"/api/crosssell/products/{product_id}/frequently-bought-together/" in schema.content
