@@ -36,6 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "PRODUCT_FIELDS": DEFAULT_PRODUCT_FIELDS,
     # Privacy: a pair bought together by fewer distinct customers is never published.
     "MIN_CUSTOMERS": 3,
+    # The lists a rebuild writes: "bought_together" (same order) and "also_bought" (same
+    # customer, any order).
+    "KINDS": ["bought_together", "also_bought"],
     # How many recommendations are stored per product and kind, and served by default.
     "LIST_LENGTH": 12,
     "DEFAULT_LIMIT": 4,

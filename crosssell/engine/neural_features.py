@@ -152,7 +152,7 @@ def build_features(content: ItemContent, vocab: Vocabulary, max_tokens: int = 8)
         tops[i] = top_id.get(top, 0)
         paths[i] = path_id.get(path, 0)
         seen: list[int] = []
-        for tok in tokenize(content.names[i]):
+        for tok in tokenize(content.names[i]) if max_tokens > 0 else []:
             j = tok_id.get(tok, 0)
             if j and j not in seen:
                 seen.append(j)

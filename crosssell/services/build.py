@@ -150,15 +150,19 @@ def run_build(build: Build, model: ItemRecommender, report: _Reporter) -> Build:
         model.fit(ex.data)
         fit_seconds = time.perf_counter() - fit_started
         report("rank", 0.0, ex.n_lines)
+        excluded = exclusion_filter(ex)
         rows = compute_rows(
-            ex.data,
-            model,
-            settings.LIST_LENGTH,
-            settings.MIN_CUSTOMERS,
-            excluded=exclusion_filter(ex),
+            ex.data, model, settings.LIST_LENGTH, settings.MIN_CUSTOMERS, excluded=excluded
         )
         report("write", 0.0, len(rows))
         written = write_rows(build, ex, rows, Recommendation.Kind.BOUGHT_TOGETHER, report)
+        if Recommendation.Kind.ALSO_BOUGHT in settings.KINDS:
+            data, also = also_bought_model(ex)
+            report("rank", 0.0, ex.n_lines)
+            rows = compute_rows(
+                data, also, settings.LIST_LENGTH, settings.MIN_CUSTOMERS, excluded=excluded
+            )
+            written += write_rows(build, ex, rows, Recommendation.Kind.ALSO_BOUGHT, report)
         finish_build(build, ex, written, {"fit_seconds": round(fit_seconds, 3)})
     except BaseException as exc:
         fail_build(build, exc)
@@ -166,6 +170,19 @@ def run_build(build: Build, model: ItemRecommender, report: _Reporter) -> Build:
     logger.info("crosssell build #%s live in %.1fs", build.pk, time.perf_counter() - started)
     build.refresh_from_db()
     return build
+
+
+def also_bought_model(ex: Extracted) -> tuple[Interactions, ItemRecommender]:
+    """ "Customers who bought this also bought": co-occurrence over customers' whole histories
+    (each customer one row), fitted; the privacy threshold then counts the same customers."""
+    from crosssell.engine.cooccurrence import CoCount
+
+    customers = ex.data.customer_items()
+    data = Interactions(
+        customers, np.arange(customers.shape[0], dtype=np.int64), customers.shape[0],
+        ex.data.content, {"item_ids": ex.product_ids},
+    )  # fmt: skip
+    return data, CoCount().fit(data)
 
 
 def exclusion_filter(

@@ -22,6 +22,7 @@ from crosssell.conf import settings
 from crosssell.engine.base import Interactions, ItemContent
 from crosssell.models import Build, Recommendation
 from crosssell.services.build import (
+    also_bought_model,
     compute_rows,
     exclusion_filter,
     fail_build,
@@ -111,6 +112,19 @@ def rank_shard(build_id: int, start: int, stop: int, strategy: str | None) -> in
     with transaction.atomic():
         Recommendation.objects.filter(build=build, source_id__in=sources).delete()
         written = write_rows(build, ex, rows, Recommendation.Kind.BOUGHT_TOGETHER, lambda *a: None)
+        if Recommendation.Kind.ALSO_BOUGHT in settings.KINDS:
+            data, also = also_bought_model(ex)
+            also_rows = compute_rows(
+                data,
+                also,
+                settings.LIST_LENGTH,
+                settings.MIN_CUSTOMERS,
+                items=np.arange(start, stop, dtype=np.int64),
+                excluded=exclusion_filter(ex),
+            )
+            written += write_rows(
+                build, ex, also_rows, Recommendation.Kind.ALSO_BOUGHT, lambda *a: None
+            )
     _refresh_lock(build)
     return written
 

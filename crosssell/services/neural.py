@@ -79,17 +79,15 @@ def retrain(**params: Any) -> dict[str, Any]:
 
 
 def load_current(product_ids: npt.NDArray[np.int64] | list[int]) -> Any | None:
-    """The current model, checked against today's product index; ``None`` when there is none,
-    when TensorFlow is missing, or when the catalog changed since training (then the blend
-    simply goes without it until the next retrain)."""
+    """The current model, checked against today's product index; ``None`` when there is none
+    or when the catalog changed since training (then the blend simply goes without it until
+    the next retrain)."""
     version = current_version()
     if version is None:
         return None
-    try:
-        from crosssell.engine.neural import ArtifactMismatchError, NeuralRecommender
-    except ImportError:
-        logger.warning("a neural model is stored but TensorFlow is not installed")
-        return None
+    # Serving from a stored model needs only its arrays: no TensorFlow.
+    from crosssell.engine.neural import ArtifactMismatchError, NeuralRecommender
+
     cache_dir = Path(tempfile.gettempdir()) / "crosssell-neural" / version
     if not (cache_dir / "metadata.json").is_file():
         partial = cache_dir.with_suffix(".partial")

@@ -73,7 +73,9 @@ def test_rebuild_publishes_one_live_build_with_full_lists(shop: dict[str, Any]) 
         assert len(ranked) == len(set(ranked))
     # The camera's best companion is the card (5 orders), then the bag (3).
     assert targets(shop["camera"])[:2] == [shop["card"].pk, shop["bag"].pk]
-    row = Recommendation.objects.get(build=build, source=shop["camera"], target=shop["card"])
+    row = Recommendation.objects.get(
+        build=build, kind=FBT, source=shop["camera"], target=shop["card"]
+    )
     assert row.strategy == "cocount"
     assert row.evidence["co_count"] == 5 and row.evidence["customers"] == 5
     assert row.evidence["confidence"] == pytest.approx(5 / 12, abs=1e-6)  # 12 camera orders
@@ -163,7 +165,9 @@ def test_curation_carries_over_to_new_builds(shop: dict[str, Any]) -> None:
         source=shop["camera"], target=shop["card"], kind=FBT, status="rejected"
     )
     build = rebuild(strategy=CoCount())
-    row = Recommendation.objects.get(build=build, source=shop["camera"], target=shop["card"])
+    row = Recommendation.objects.get(
+        build=build, kind=FBT, source=shop["camera"], target=shop["card"]
+    )
     assert row.status == Recommendation.Status.REJECTED
 
 
@@ -186,7 +190,7 @@ def test_incremental_update_puts_a_new_pair_first(shop: dict[str, Any]) -> None:
     incremental.process_pending()
     assert targets(shop["mug"])[0] == shop["bag"].pk
     row = Recommendation.objects.get(
-        build__state=Build.State.LIVE, source=shop["mug"], target=shop["bag"]
+        build__state=Build.State.LIVE, kind=FBT, source=shop["mug"], target=shop["bag"]
     )
     assert row.evidence == {"co_count": 6, "customers": 6, "incremental": True}
 
@@ -200,3 +204,19 @@ def test_record_order_is_idempotent_and_merges_lines(shop: dict[str, Any]) -> No
     assert rows.get(product=shop["mug"]).quantity == 3
     with pytest.raises(ValueError, match="quantity"):
         record_order("bad", [Line(shop["mug"].pk, 0)])
+
+
+def test_also_bought_counts_customers_across_orders(shop: dict[str, Any]) -> None:
+    # Three customers bought a mug in one order and a camera in another: never together in an
+    # order, so not "bought together", but "customers also bought".
+    for i in range(3):
+        buy(f"m{i}a", f"f{i}", shop["mug"])
+        buy(f"m{i}b", f"f{i}", shop["bag"])
+    build = rebuild(strategy=CoCount())
+    also = Recommendation.objects.filter(
+        build=build, kind=Recommendation.Kind.ALSO_BOUGHT, source=shop["mug"]
+    ).order_by("rank")
+    row = also.get(target=shop["bag"])
+    assert row.strategy == "cocount" and row.evidence["customers"] == 3
+    fbt = Recommendation.objects.get(build=build, kind=FBT, source=shop["mug"], target=shop["bag"])
+    assert fbt.strategy == "popularity" and fbt.evidence["co_count"] == 0

@@ -45,11 +45,11 @@ def live_list(product: Any) -> list[int]:
     )
 
 
-def rows_of(build_id: int) -> list[tuple[int, int, int, str, float]]:
+def rows_of(build_id: int) -> list[tuple[str, int, int, int, str, float]]:
     return list(
         Recommendation.objects.filter(build_id=build_id)
-        .order_by("source_id", "rank")
-        .values_list("source_id", "target_id", "rank", "strategy", "score")
+        .order_by("kind", "source_id", "rank")
+        .values_list("kind", "source_id", "target_id", "rank", "strategy", "score")
     )
 
 
