@@ -1,4 +1,4 @@
-"""Strategy wrappers: use a strategy only where it helps."""
+"""Strategy wrappers: use a strategy only where it helps, or for another question."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from typing import Self
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
-from crosssell.engine.base import Interactions, ItemRecommender, TopK
+from crosssell.engine.base import Interactions, ItemRecommender, TopK, UserRecommender
 
 
 class ColdOnly(ItemRecommender):
@@ -52,3 +53,37 @@ class ColdOnly(ItemRecommender):
         if len(items) and (self.sales_[items] <= self.max_sales).all():
             return self.strategy.recommend_basket(items, k)
         return TopK(np.full((1, k), -1, dtype=np.int64), np.zeros((1, k), np.float32))
+
+
+class BasketAsCustomer(UserRecommender):
+    """ "Recommended for you" from an item strategy: a customer's whole history is one basket,
+    completed by the strategy's ``recommend_basket``.
+
+    The item strategy is fitted on the orders as they are (its co-purchase signal), and asked
+    for each customer's items at once.
+    """
+
+    def __init__(self, strategy: ItemRecommender) -> None:
+        self.strategy = strategy
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self.strategy.name
+
+    def fit(self, data: Interactions) -> Self:
+        self.strategy.fit(data)
+        self.history_: sp.csr_matrix = data.customer_items()
+        return self
+
+    def recommend(self, customers: npt.ArrayLike, k: int, exclude_seen: bool = True) -> TopK:
+        q = np.asarray(customers, dtype=np.int64)
+        out = TopK(np.full((len(q), k), -1, dtype=np.int64), np.zeros((len(q), k), np.float32))
+        H = self.history_
+        for row, c in enumerate(q.tolist()):
+            basket = H.indices[H.indptr[c] : H.indptr[c + 1]]
+            if len(basket) == 0:
+                continue
+            # recommend_basket never returns the basket's own items: seen items stay out.
+            top = self.strategy.recommend_basket(basket, k)
+            out.indices[row], out.scores[row] = top.indices[0], top.scores[0]
+        return out

@@ -116,6 +116,11 @@ def run_protocol(
         names = list(strategies or PERSONAL_STRATEGIES)
         for name in names:
             est = make(name)
+            if isinstance(est, ItemRecommender):
+                # An item strategy answers with each customer's history as one basket.
+                from crosssell.engine.wrappers import BasketAsCustomer
+
+                est = BasketAsCustomer(est)
             if not isinstance(est, UserRecommender):
                 notes.append(f"{name}: not a customer recommender, skipped under personal-ms")
                 continue
