@@ -1,13 +1,17 @@
-"""One streaming pass over the ORM into the engine's integer-indexed matrices."""
+"""One streaming pass over the purchases into the engine's integer-indexed matrices."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import selectors
+from collections.abc import Callable, Iterator
+from contextlib import suppress
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
+from django.db import connections, router
 
 from crosssell.engine.base import Interactions, ItemContent
 from crosssell.models import Purchase, product_field
@@ -44,9 +48,48 @@ def extract(with_content: bool = True, progress: ProgressFn | None = None) -> Ex
     -------
     Extracted
         Items are all products, ordered by primary key, so a product with no sales still has an
-        index (content strategies and fallbacks serve it).
+        index (content strategies and fallbacks serve it). Orders are numbered as they are read,
+        customers as their first order is read; a guest's order (empty ``customer_ref``) is a
+        customer of its own.
+
+    Notes
+    -----
+    On PostgreSQL the purchases come in one binary ``COPY`` in which the server has already
+    turned both references into 128-bit hashes (two seeds of ``hashtextextended``), parsed in
+    bulk with numpy; elsewhere the ORM streams them. Two references are taken for one only if
+    both 64-bit hashes collide (about ``n**2 / 2**129`` for ``n`` references); a collision of
+    the first hash alone is detected and resolved with the second.
     """
     product_ids, content = _read_products(with_content)
+    db = router.db_for_read(Purchase)
+    if connections[db].vendor == "postgresql":
+        lines = _purchases_postgresql(db, product_ids, progress)
+    else:
+        lines = _purchases_orm(product_ids, progress)
+    X = sp.csr_matrix(
+        (np.ones(len(lines.order), dtype=np.float32), (lines.order, lines.item)),
+        shape=(lines.n_orders, len(product_ids)),
+    )
+    X.sum_duplicates()
+    X.data[:] = 1.0
+    data = Interactions(X, lines.order_customer, lines.n_customers, content)
+    if progress:
+        progress("extract", 1.0, len(lines.order))
+    return Extracted(data, product_ids, len(lines.order))
+
+
+@dataclass(frozen=True)
+class _Lines:
+    """The purchases as integer codes: one entry per line, and the customer of each order."""
+
+    order: npt.NDArray[np.int64]
+    item: npt.NDArray[np.int64]
+    n_orders: int
+    order_customer: npt.NDArray[np.int64]
+    n_customers: int
+
+
+def _purchases_orm(product_ids: npt.NDArray[np.int64], progress: ProgressFn | None) -> _Lines:
     index = {int(pk): i for i, pk in enumerate(product_ids)}
     total = Purchase.objects.count()
     orders: dict[str, int] = {}
@@ -54,9 +97,8 @@ def extract(with_content: bool = True, progress: ProgressFn | None = None) -> Ex
     rows: list[int] = []
     cols: list[int] = []
     order_customer: list[int] = []
-    n = 0
     qs = Purchase.objects.order_by().values_list("order_ref", "customer_ref", "product_id")
-    for order_ref, customer_ref, product_id in qs.iterator(chunk_size=CHUNK):
+    for n, (order_ref, customer_ref, product_id) in enumerate(qs.iterator(chunk_size=CHUNK), 1):
         o = orders.get(order_ref)
         if o is None:
             o = orders[order_ref] = len(orders)
@@ -71,16 +113,305 @@ def extract(with_content: bool = True, progress: ProgressFn | None = None) -> Ex
         n += 1
         if progress and n % CHUNK == 0:
             progress("extract", n / max(total, 1), n)
-    X = sp.csr_matrix(
-        (np.ones(len(rows), dtype=np.float32), (np.asarray(rows), np.asarray(cols))),
-        shape=(len(orders), len(product_ids)),
+    return _Lines(
+        np.asarray(rows, dtype=np.int64),
+        np.asarray(cols, dtype=np.int64),
+        len(orders),
+        np.asarray(order_customer, dtype=np.int64),
+        len(customers),
     )
-    X.sum_duplicates()
-    X.data[:] = 1.0
-    data = Interactions(X, np.asarray(order_customer, dtype=np.int64), len(customers), content)
-    if progress:
-        progress("extract", 1.0, n)
-    return Extracted(data, product_ids, n)
+
+
+#: One row of the binary COPY: field count, then (length, int8) for the two hashes of the
+#: order reference, the two of the customer reference, and the product id.
+_ROW = np.dtype(
+    [("fields", ">i2")]
+    + [
+        (f"{name}_{part}", t)
+        for name in ("o0", "o1", "c0", "c1", "p")
+        for part, t in (("len", ">i4"), ("v", ">i8"))
+    ]
+)
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+#: Bytes of COPY data parsed at once (a multiple of rows is kept for the next block).
+_BLOCK = 1 << 22
+
+
+def _purchases_postgresql(
+    db: str, product_ids: npt.NDArray[np.int64], progress: ProgressFn | None
+) -> _Lines:
+    conn = connections[db]
+    qn = conn.ops.quote_name
+    table = qn(Purchase._meta.db_table)
+    order_col = qn(Purchase._meta.get_field("order_ref").column)
+    customer_col = qn(Purchase._meta.get_field("customer_ref").column)
+    product_col = qn(Purchase._meta.get_field("product").column)
+    pk_col = qn(Purchase._meta.pk.column)
+    select = (
+        f"SELECT hashtextextended({order_col}, 0), hashtextextended({order_col}, 1),"
+        f" hashtextextended({customer_col}, 0), hashtextextended({customer_col}, 1),"
+        f" {product_col}::int8 FROM {table}"
+    )
+    parts: list[tuple[npt.NDArray[np.int64], ...]] = []
+    lookup = item_lookup(product_ids)
+    n = 0
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"SELECT hashtextextended('', 0), hashtextextended('', 1), min({pk_col}),"
+            f" max({pk_col}), (SELECT greatest(reltuples, 0)::int8 FROM pg_class"
+            f" WHERE oid = %s::regclass) FROM {table}",
+            [Purchase._meta.db_table],
+        )
+        guest0, guest1, low, high, estimate = cursor.fetchone()
+        if estimate <= 0 and isinstance(low, int) and isinstance(high, int):
+            estimate = high - low + 1  # never analysed: the key span bounds the count
+        # Several statements over ranges of primary keys: between two, ``progress`` may use
+        # this connection (the build's progress), which it must not while a COPY is open.
+        for a, b in _ranges(low, high, estimate):
+            conditions = [f"{pk_col} >= {a}"] if a is not None else []
+            conditions += [f"{pk_col} < {b}"] if b is not None else []
+            where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+            sql = f"COPY ({select}{where}) TO STDOUT (FORMAT BINARY)"
+            n += _read_copy(conn.connection, sql, parts, lookup)
+            if progress:
+                progress("extract", min(n / max(estimate, n + 1), 0.99), n)
+    o0, o1, c0, c1, item = (
+        np.concatenate([p[i] for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+        for i in range(5)
+    )
+    order, first_line, n_orders = hashed_codes(o0, o1)
+    del o0, o1
+    oc0, oc1 = c0[first_line], c1[first_line]
+    guest = (oc0 == guest0) & (oc1 == guest1)
+    known, _, n_known = hashed_codes(oc0[~guest], oc1[~guest])
+    customer = np.empty(n_orders, dtype=np.int64)
+    customer[~guest] = known
+    customer[guest] = n_known + np.arange(int(guest.sum()), dtype=np.int64)
+    customer, n_customers = _by_first_appearance(customer)
+    return _Lines(order, item, n_orders, customer, n_customers)
+
+
+def copy_out(raw: Any, sql: str, block_size: int = _BLOCK) -> Iterator[bytearray]:
+    """The data of ``COPY ... TO STDOUT`` on a psycopg 3 connection, in blocks of about
+    ``block_size`` bytes.
+
+    Libpq hands COPY data over one row at a time; psycopg's ``Copy`` spends about a microsecond
+    of Python on each, which is most of the client's time for millions of narrow rows. This
+    loop calls libpq directly (psycopg's public ``pq`` layer) and only joins bytes.
+    """
+    from psycopg import errors, pq
+
+    pg = raw.pgconn
+    pg.send_query(sql.encode(raw.info.encoding))
+    while pg.flush():
+        _wait(pg.socket, write=True)
+    res = _next_result(pg)
+    if res is None or res.status != pq.ExecStatus.COPY_OUT:
+        _drain(pg)
+        if res is None:
+            raise errors.OperationalError("COPY did not start")
+        raise errors.error_from_result(res, encoding=raw.info.encoding)
+    finished = False
+    get = pg.get_copy_data
+    try:
+        buf = bytearray()
+        filled = 0
+        while True:
+            nbytes, data = get(1)
+            if nbytes > 0:
+                buf += data
+                filled += nbytes
+                if filled >= block_size:
+                    yield buf
+                    buf = bytearray()
+                    filled = 0
+            elif nbytes == 0:
+                _wait(pg.socket)
+                pg.consume_input()
+            elif nbytes == -1:
+                break
+            else:
+                raise errors.OperationalError(pg.get_error_message().decode(errors="replace"))
+        finished = True
+        yield buf
+    finally:
+        if not finished:
+            # the reader stopped early: cancel the query so the connection is usable again
+            raw.cancel_safe()
+            with suppress(Exception):
+                while (nbytes := get(1)[0]) >= 0:
+                    if nbytes == 0:
+                        _wait(pg.socket)
+                        pg.consume_input()
+        error = None
+        while (res := _next_result(pg)) is not None:
+            if res.status != pq.ExecStatus.COMMAND_OK and error is None:
+                error = errors.error_from_result(res, encoding=raw.info.encoding)
+        if error is not None and finished:
+            raise error
+
+
+def _next_result(pg: Any) -> Any:
+    while pg.is_busy():
+        _wait(pg.socket)
+        pg.consume_input()
+    return pg.get_result()
+
+
+def _drain(pg: Any) -> None:
+    while _next_result(pg) is not None:
+        pass
+
+
+def _wait(fd: int, write: bool = False) -> None:
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_WRITE if write else selectors.EVENT_READ)
+        sel.select()
+
+
+#: Purchase lines read by one COPY statement (progress is reported between statements).
+STATEMENT_ROWS = 1_000_000
+
+
+def _ranges(
+    low: int | None, high: int | None, estimate: int
+) -> list[tuple[int | None, int | None]]:
+    """Primary-key ranges of about ``STATEMENT_ROWS`` lines; the first and last are open."""
+    if low is None or high is None:
+        return [(None, None)]
+    count = max(1, min(-(-estimate // STATEMENT_ROWS), high - low + 1))
+    cuts = [low + (high + 1 - low) * i // count for i in range(1, count)]
+    return list(zip([None, *cuts], [*cuts, None], strict=True))
+
+
+def _read_copy(
+    raw: Any,
+    sql: str,
+    parts: list[tuple[npt.NDArray[np.int64], ...]],
+    lookup: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.int64]],
+) -> int:
+    """Run one binary ``COPY ... TO STDOUT`` of the purchase columns into ``parts``."""
+    n = 0
+    buf = bytearray()
+    header = True
+    for block in copy_out(raw, sql):
+        buf += block
+        if header:
+            if len(buf) < 19:
+                continue
+            del buf[: _header_size(buf)]
+            header = False
+        n += _take_rows(buf, parts, lookup)
+    if header or bytes(buf) != b"\xff\xff":
+        raise ValueError("unexpected end of the COPY data")
+    return n
+
+
+def _header_size(buf: bytearray) -> int:
+    if bytes(buf[:11]) != _SIGNATURE:
+        raise ValueError("not a binary COPY stream")
+    return 19 + int.from_bytes(buf[15:19], "big")
+
+
+def _take_rows(
+    buf: bytearray,
+    parts: list[tuple[npt.NDArray[np.int64], ...]],
+    lookup: Callable[[npt.NDArray[np.int64]], npt.NDArray[np.int64]],
+) -> int:
+    """Parse the whole rows at the start of ``buf`` into ``parts`` and remove them."""
+    n = len(buf) // _ROW.itemsize
+    if n == 0:
+        return 0
+    rows = np.frombuffer(buf, dtype=_ROW, count=n)
+    if (rows["fields"] != 5).any() or any(
+        (rows[f"{f}_len"] != 8).any() for f in ("o0", "o1", "c0", "c1", "p")
+    ):
+        raise ValueError("unexpected row in the COPY data")
+    pid = rows["p_v"].astype(np.int64)
+    item = lookup(pid)
+    if (item < 0).any():
+        raise KeyError(int(pid[item < 0][0]))
+    hashes = [rows[f"{f}_v"].astype(np.int64) for f in ("o0", "o1", "c0", "c1")]
+    parts.append((*hashes, item.astype(np.int64)))
+    del rows
+    del buf[: n * _ROW.itemsize]
+    return n
+
+
+def item_lookup(
+    product_ids: npt.NDArray[np.int64],
+) -> Callable[[npt.NDArray[np.int64]], npt.NDArray[np.int64]]:
+    """A vectorised map from product primary keys to item indices (-1: not a product).
+
+    ``product_ids`` is sorted. Keys of most catalogs are dense, so a table indexed by key is
+    used when it is at most a few times the catalog; a binary search otherwise.
+    """
+    n = len(product_ids)
+    low = int(product_ids[0]) if n else 0
+    span = int(product_ids[-1]) - low + 1 if n else 0
+    if n and span <= 4 * n + 1024:
+        table = np.full(span, -1, dtype=np.int64)
+        table[product_ids - low] = np.arange(n, dtype=np.int64)
+
+        def by_table(pid: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+            pos = pid - low
+            inside = (pos >= 0) & (pos < span)
+            return np.where(inside, table[np.where(inside, pos, 0)], -1)
+
+        return by_table
+
+    def by_search(pid: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        item = np.searchsorted(product_ids, pid)
+        found = item < n
+        found[found] = product_ids[item[found]] == pid[found]
+        return np.where(found, item, -1)
+
+    return by_search
+
+
+def hashed_codes(
+    h0: npt.NDArray[np.int64], h1: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], int]:
+    """Dense codes of the values whose two hashes are ``h0`` and ``h1``.
+
+    Returns
+    -------
+    codes, first, n
+        ``codes[i]`` numbers the values in order of first appearance; ``first[c]`` is the
+        position where code ``c`` first appears; ``n`` is the number of distinct values.
+    """
+    if len(h0) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0
+    order = np.argsort(h0)
+    s0, s1 = h0[order], h1[order]
+    new = np.empty(len(order), dtype=bool)
+    new[0] = True
+    np.not_equal(s0[1:], s0[:-1], out=new[1:])
+    if ((s1[1:] != s1[:-1]) & ~new[1:]).any():
+        # two values share the first hash: tell them apart by the second
+        order = np.lexsort((h1, h0))
+        s0, s1 = h0[order], h1[order]
+        new[1:] = (s0[1:] != s0[:-1]) | (s1[1:] != s1[:-1])
+    del s0, s1
+    sorted_codes = np.cumsum(new) - 1
+    n = int(sorted_codes[-1]) + 1
+    first = np.minimum.reduceat(order, np.flatnonzero(new))
+    relabel = np.empty(n, dtype=np.int64)
+    by_first = np.argsort(first)
+    relabel[by_first] = np.arange(n, dtype=np.int64)
+    codes = np.empty(len(order), dtype=np.int64)
+    codes[order] = relabel[sorted_codes]
+    return codes, first[by_first], n
+
+
+def _by_first_appearance(codes: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], int]:
+    """Renumber ``codes`` in order of first appearance."""
+    if len(codes) == 0:
+        return codes, 0
+    uniq, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    relabel = np.empty(len(uniq), dtype=np.int64)
+    relabel[np.argsort(first, kind="stable")] = np.arange(len(uniq), dtype=np.int64)
+    return relabel[inverse].astype(np.int64), len(uniq)
 
 
 def _read_products(with_content: bool) -> tuple[npt.NDArray[np.int64], ItemContent | None]:
