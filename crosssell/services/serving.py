@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Case, Count, IntegerField, Model, Q, Value, When
+from django.db.models import Case, Count, F, IntegerField, Model, Q, Value, When
 
 from crosssell.conf import settings
 from crosssell.models import Build, Purchase, Recommendation, product_field
@@ -85,7 +85,8 @@ def ranked_slots(source_ids: Sequence[int], kind: str) -> list[Slot]:
                     output_field=IntegerField(),
                 )
             )
-            .order_by("pinned_first", "rank", "pk")
+            # The merchant's own pins first, in the merchant's order, then the build's.
+            .order_by("pinned_first", F("build").asc(nulls_first=True), "rank", "pk")
             .values_list("target_id", "score", "strategy", "status", "evidence", "build_id", "rank")
         )
         merged: dict[int, dict[str, Any]] = {}
@@ -198,7 +199,14 @@ def _choose(
     sources: list[int], excluded: list[int], limit: int, kind: str, category: str | None
 ) -> list[Slot]:
     """The ``limit`` best slots (and two spares) that pass every rule."""
-    banned = set(sources) | set(excluded)
+    # A pair the merchant rejected stays out, even when a fallback proposes it.
+    rejected = Recommendation.objects.filter(
+        build__isnull=True,
+        status=Recommendation.Status.REJECTED,
+        kind=kind,
+        source_id__in=sources,
+    ).values_list("target_id", flat=True)
+    banned = set(sources) | set(excluded) | set(rejected)
     pool = [s for s in ranked_slots(sources, kind) if s.product_id not in banned]
     taken = {s.product_id for s in pool}
     fallbacks = ([("category_bestsellers", category)] if category else []) + [("bestsellers", None)]
