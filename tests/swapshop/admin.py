@@ -7,7 +7,7 @@ from tests.swapshop.models import Item
 
 
 @admin.register(Item)
-class ItemAdmin(CrosssellProductAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class ItemAdmin(CrosssellProductAdminMixin, admin.ModelAdmin):
     """Items with their recommendations; the search feeds crosssell's autocomplete."""
 
     search_fields = ["title", "code"]
