@@ -31,7 +31,9 @@ def simulate(rates: dict[str, float], visitors: int, seed: int) -> experiments.R
     exp, variants = make_experiment()
     rng = np.random.default_rng(seed)
     for n in range(visitors):
-        session: dict[str, Any] = {}
+        # Visitor ids from the seed, so the assignment (a hash of the id) and so the whole run
+        # are the same every time.
+        session: dict[str, Any] = {tracking.SESSION_VISITOR: f"visitor-{seed}-{n}"}
         visitor = tracking.visitor_id(session)
         variant = tracking.assign(exp, variants, visitor)
         shown = tracking.record_impression(

@@ -7,9 +7,6 @@ Run with ``pytest -m e2e tests/e2e/test_admin.py``. Screenshots go to ``tests/e2
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,44 +19,18 @@ from crosssell.engine.cooccurrence import CoCount
 from crosssell.models import Build, Product, Recommendation
 from crosssell.services.build import rebuild
 from shop import demo
-
-playwright_sync = pytest.importorskip("playwright.sync_api")
+from tests.e2e.conftest import FBT, SHOTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(__file__).resolve().parent / "screenshots"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-FBT = '[data-crosssell="frequently-bought-together"]'
 PANEL = '[data-cs-kind="bought_together"]'  # the product panel's frequently-bought-together part
 
 
 @pytest.fixture
-def async_unsafe_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
-    # between browser steps are still synchronous.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture
-def page(async_unsafe_allowed: None) -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is not installed")
-    SHOTS.mkdir(exist_ok=True)
-    with playwright_sync.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        tab = browser.new_page(viewport={"width": 1360, "height": 900})
-        tab.set_default_timeout(20_000)
-        try:
-            yield tab
-        finally:
-            browser.close()
+def page(browser_page: Any) -> Any:
+    """A wider tab than the storefront's, for the admin's tables."""
+    browser_page.set_viewport_size({"width": 1360, "height": 900})
+    browser_page.set_default_timeout(20_000)
+    return browser_page
 
 
 @pytest.fixture
