@@ -59,8 +59,9 @@ class BasketAsCustomer(UserRecommender):
     """ "Recommended for you" from an item strategy: a customer's whole history is one basket,
     completed by the strategy's ``recommend_basket``.
 
-    The item strategy is fitted on the orders as they are (its co-purchase signal), and asked
-    for each customer's items at once.
+    The item strategy is fitted on the customers' histories as baskets (what one customer
+    buys over time goes together, as in PERSONAL-MS where an order is a single rating), and
+    asked for each customer's items at once.
     """
 
     def __init__(self, strategy: ItemRecommender) -> None:
@@ -71,8 +72,12 @@ class BasketAsCustomer(UserRecommender):
         return self.strategy.name
 
     def fit(self, data: Interactions) -> Self:
-        self.strategy.fit(data)
         self.history_: sp.csr_matrix = data.customer_items()
+        n = self.history_.shape[0]
+        baskets = Interactions(
+            self.history_, np.arange(n, dtype=np.int64), n, data.content, dict(data.extra)
+        )
+        self.strategy.fit(baskets)
         return self
 
     def recommend(self, customers: npt.ArrayLike, k: int, exclude_seen: bool = True) -> TopK:
