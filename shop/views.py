@@ -111,7 +111,13 @@ def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "shop/product.html",
-        {"product": product, "crumbs": crumbs, "max_quantity": MAX_QUANTITY},
+        {
+            "product": product,
+            "crumbs": crumbs,
+            "max_quantity": MAX_QUANTITY,
+            # ?widgets=0: the same page without recommendations (the serving benchmark's baseline)
+            "show_widgets": request.GET.get("widgets") != "0",
+        },
     )
 
 

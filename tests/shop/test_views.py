@@ -122,6 +122,11 @@ class TestProductPage:
         )
         assert cats & {"Photo > Memory cards", "Photo > Bags", "Photo > Batteries & chargers"}
 
+    def test_widgets_can_be_left_out(self, client: Client, demo_shop: demo.Summary) -> None:
+        camera = best_seller("Photo > Cameras")
+        page = client.get(f"/products/{camera.pk}/?widgets=0").content.decode()
+        assert "data-crosssell=" not in page and camera.name in page
+
     def test_unknown_product_is_404(self, client: Client, db: None) -> None:
         assert client.get("/products/999999/").status_code == 404
 
