@@ -87,12 +87,15 @@ def wrk(base: str, path: str, ids: list[int], seconds: float, connections: int) 
         fh.write(LUA % {"ids": ",".join(map(str, ids)), "path": path})
         script = fh.name
     try:
-        out = subprocess.run(
-            ["wrk", "-t", "1", "-c", str(connections), "-d", f"{seconds}s", "-s", script, base],
-            capture_output=True, text=True, check=True,
-        ).stdout  # fmt: skip
+        run_ = subprocess.run(
+            ["wrk", "-t", "1", "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "-s", script, base],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
     finally:
         os.unlink(script)
+    if run_.returncode:
+        raise SystemExit(f"wrk failed on {path}: {run_.stdout}{run_.stderr}")
+    out = run_.stdout
     line = next(x for x in out.splitlines() if x.startswith("RESULT"))
     rps, p99, status_errors, socket_errors = line.split()[1:]
     return {

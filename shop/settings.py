@@ -122,8 +122,12 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # An unacknowledged task (its worker was killed) is handed to another worker after this long.
+# The socket timeouts keep a checkout from hanging on a Redis that accepts connections but never
+# answers: the order is recorded and its update stays pending. (Above the worker's 1 s BRPOP.)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600"))
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "3600")),
+    "socket_timeout": 3.0,
+    "socket_connect_timeout": 1.0,
 }
 CELERY_RESULT_EXPIRES = 3600
 # A checkout never waits long for a broker that is down: its order is recorded anyway and the

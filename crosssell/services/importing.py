@@ -593,9 +593,11 @@ def _purchase_rows(source: _CsvFile, known: set[str]) -> Iterator[PurchaseRow]:
         if at_text:
             try:
                 at = datetime.fromisoformat(at_text)
+                at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
             except ValueError:
                 error(f"not an ISO 8601 date and time: {_show(at_text)}", "purchased_at")
-            at = at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
+            except OverflowError:  # found by the fuzzer: 0001-01-01T00:00+05:00 is before year 1
+                error(f"out of range in UTC: {_show(at_text)}", "purchased_at")
         yield source.line, order, customer, key, quantity, price, at
 
 

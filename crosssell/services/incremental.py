@@ -41,7 +41,9 @@ def schedule(product_ids: Sequence[int] = ()) -> bool:
     except Exception:
         logger.warning("cache down: scheduling the incremental update without debounce")
     try:
-        tasks.process_pending.apply_async(countdown=delay)
+        # ignore_result: nothing reads it, and with a Redis result backend that is down,
+        # subscribing to the result would retry for about 20 s inside the checkout's request.
+        tasks.process_pending.apply_async(countdown=delay, ignore_result=True)
     except Exception:
         logger.warning("broker down: %d product(s) stay pending", len(product_ids), exc_info=True)
         try:
