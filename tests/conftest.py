@@ -50,8 +50,11 @@ def _isolated_cache_and_eager_celery(request: pytest.FixtureRequest) -> Iterator
 
     from shop.celery import app
 
+    from crosssell.services import cache as cs_cache
+
     with contextlib.suppress(Exception):  # a test may have stopped the cache server on purpose
         cache.clear()
+    cs_cache.forget_local()
     eager = app.conf.task_always_eager, app.conf.task_eager_propagates
     app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
     yield

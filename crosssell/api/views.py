@@ -23,7 +23,6 @@ from crosssell.api.serializers import (
 from crosssell.api.throttling import SCOPE, CrosssellRateThrottle
 from crosssell.models import user_customer_ref
 from crosssell.services import for_you, serving
-from crosssell.services.build import live_build
 from crosssell.services.products import sellable_products
 from crosssell.services.serving import Item
 
@@ -56,10 +55,9 @@ class RecommendationView(APIView):
 
     def respond(self, request: Request, items: list[Item]) -> Response:
         """The items in the envelope, with the evidence for staff users only."""
-        build = live_build()
         user = getattr(request, "user", None)
         data = RecommendationListSerializer(
-            {"results": items, "build": build.pk if build else None},
+            {"results": items, "build": serving.live_build_id()},
             context={"request": request, "show_evidence": bool(user and user.is_staff)},
         ).data
         return Response(data)

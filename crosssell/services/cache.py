@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -23,17 +24,33 @@ def _cache() -> Any:
     return caches[settings.CACHE_ALIAS]
 
 
+#: The generation is remembered in the process for this long, saving a cache round trip per
+#: widget; another process's publish or pin is seen within this time, this process's at once.
+LOCAL_SECONDS = 1.0
+_local: dict[str, Any] = {"value": "", "at": 0.0}
+
+
+def forget_local() -> None:
+    """Drop the generation remembered in this process (after the cache is cleared)."""
+    _local.update(value="", at=0.0)
+
+
 def version() -> str:
     """The current cache generation (changes with every publish and every curation)."""
+    now = time.monotonic()
+    if _local["value"] and now - _local["at"] < LOCAL_SECONDS:
+        return str(_local["value"])
     try:
         value = _cache().get(VERSION_KEY)
         if value is None:
             value = _fresh_version()
             _cache().add(VERSION_KEY, value, None)
-        return str(value)
     except Exception:  # a cache that is down must never break a page
         logger.warning("crosssell cache unavailable; serving from the database", exc_info=True)
+        forget_local()
         return ""
+    _local.update(value=str(value), at=now)
+    return str(value)
 
 
 def _fresh_version() -> str:
@@ -43,8 +60,10 @@ def _fresh_version() -> str:
 
 def bump() -> None:
     """Start a new cache generation (after a publish or a merchant's change)."""
+    fresh = _fresh_version()
+    forget_local()
     try:
-        _cache().set(VERSION_KEY, _fresh_version(), None)
+        _cache().set(VERSION_KEY, fresh, None)
     except Exception:
         logger.warning("crosssell cache unavailable; could not bump the version", exc_info=True)
 

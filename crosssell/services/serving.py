@@ -127,6 +127,14 @@ def ranked_slots(source_ids: Sequence[int], kind: str) -> list[Slot]:
     return cs_cache.get_or_set(key, compute)
 
 
+def live_build_id() -> int | None:
+    """The live build's id (cached per cache generation)."""
+    return cs_cache.get_or_set(
+        "live_build",
+        lambda: Build.objects.filter(state=Build.State.LIVE).values_list("pk", flat=True).first(),
+    )
+
+
 def bestseller_ids(category: str | None = None, n: int = 60) -> list[int]:
     """The best-selling sellable products, overall or within a category (cached)."""
 
