@@ -31,6 +31,7 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "content": ("crosssell.engine.content.ContentCompanions", {}),
     "content_similar": ("crosssell.engine.content.ContentSimilar", {}),
+    "category_companions": ("crosssell.engine.content.CategoryCompanions", {}),
     "blend": ("crosssell.engine.blend.Blend", {}),
     "user_knn": ("crosssell.engine.user_knn.UserKNN", {}),
     "ease": ("crosssell.engine.user_knn.EASE", {}),
