@@ -86,9 +86,10 @@ def wrk(base: str, path: str, ids: list[int], seconds: float, connections: int) 
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
         fh.write(LUA % {"ids": ",".join(map(str, ids)), "path": path})
         script = fh.name
+    duration = f"{max(1, round(seconds))}s"  # wrk takes whole seconds
     try:
         run_ = subprocess.run(
-            ["wrk", "-t", "1", "-c", str(connections), "-d", f"{max(1, round(seconds))}s", "-s", script, base],
+            ["wrk", "-t", "1", "-c", str(connections), "-d", duration, "-s", script, base],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
     finally:

@@ -48,9 +48,8 @@ def _isolated_cache_and_eager_celery(request: pytest.FixtureRequest) -> Iterator
     worker (``celery_worker`` fixture), which switches eager mode off for its duration."""
     from django.core.cache import cache
 
-    from shop.celery import app
-
     from crosssell.services import cache as cs_cache
+    from shop.celery import app
 
     with contextlib.suppress(Exception):  # a test may have stopped the cache server on purpose
         cache.clear()
