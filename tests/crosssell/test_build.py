@@ -67,6 +67,9 @@ def test_rebuild_publishes_one_live_build_with_full_lists(shop: dict[str, Any]) 
     assert build.state == Build.State.LIVE
     assert Build.objects.filter(state=Build.State.LIVE).count() == 1
     assert build.counts["orders"] == 16 and build.counts["products"] == 6
+    # Offline metrics of the strategy on held-out orders, for the admin's history and chart.
+    assert {"hr@10", "recall@10", "ndcg@10", "queries", "fit_seconds"} <= set(build.metrics)
+    assert 0 <= build.metrics["ndcg@10"] <= build.metrics["hr@10"] <= 1
     for product in shop.values():
         ranked = targets(product, build)
         assert product.pk not in ranked

@@ -58,6 +58,7 @@ def test_retrain_stores_a_versioned_artifact_and_round_trips() -> None:
     for name in neural.ARTIFACT_FILES:
         assert default_storage.exists(f"crosssell/models/neural/{version}/{name}")
     assert meta["n_items"] == 25 and meta["tensorflow_version"]
+    assert {"hr@10", "ndcg@10"} <= set(meta["metrics"])  # on held-out orders
     ex = extract()
     loaded = neural.load_current(ex.product_ids)
     again = neural.load_current(ex.product_ids)
