@@ -81,3 +81,28 @@ def test_export_and_erase_commands(shop: dict[str, Any]) -> None:
     assert not Purchase.objects.filter(customer_ref="y1").exists()
     with pytest.raises(ValueError):
         erase_customer("")
+
+
+def test_nor_in_the_api_or_the_widgets(shop: dict[str, Any], client: Any) -> None:
+    from django.template import Context, Template
+    from django.test import RequestFactory
+
+    rebuild(strategy=CoCount())
+    a, c = shop["A"], shop["C"]
+    for source, hidden in ((a, c), (c, a)):
+        url = f"/api/crosssell/products/{source.pk}/frequently-bought-together/?limit=50"
+        response = client.get(url)
+        assert response.status_code == 200
+        assert hidden.pk not in [r["id"] for r in response.json()["results"]]
+    cart = client.post(
+        "/api/crosssell/cart/recommendations/",
+        {"product_ids": [a.pk, shop["B"].pk], "limit": 50},
+        content_type="application/json",
+    )
+    assert cart.status_code == 200 and c.pk not in [r["id"] for r in cart.json()["results"]]
+    request = RequestFactory().get("/")
+    html = Template(
+        "{% load crosssell %}{% frequently_bought_together product limit=50 %}"
+        "{% also_bought product limit=50 %}"
+    ).render(Context({"product": a, "request": request}))
+    assert f'data-product-id="{c.pk}"' not in html
