@@ -27,6 +27,7 @@ from django.db import Error as DatabaseFailure
 from django.db import OperationalError, connection
 from django.test import Client, override_settings
 from django.urls import reverse
+from kombu import pools
 
 from crosssell import tasks
 from crosssell.engine.base import TopK
@@ -101,8 +102,9 @@ def _reset_celery_connections() -> None:
     """Drop the app's cached broker pool, producer pool and result backend, so the next use
     connects to ``app.conf``'s current URLs (what ``Celery._after_fork`` does, plus the
     backend)."""
-    if app._pool is not None:
-        app._pool.force_close_all()
+    # kombu keeps connection pools in a global registry keyed by URL: closing one there would
+    # hand a closed pool back to the next user of that URL (the other tests), so reset it.
+    pools.reset()
     app._pool = None
     amqp = app.__dict__.get("amqp")
     if amqp is not None:
