@@ -33,7 +33,7 @@ from typing import Any
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving import free_port, product_ids, recreate_database, run, wait_up
+from serving import prepare_shop, start_gunicorn, wait_up
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -159,34 +159,9 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     log = sys.stderr
-    env = {
-        **os.environ,
-        "DATABASE_URL": a.database_url,
-        "REDIS_URL": a.redis_url,
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "load-test-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
-        "API_THROTTLE_ANON": "100000000/minute",
-        "API_THROTTLE_USER": "100000000/minute",
-        "API_THROTTLE_CROSSSELL": "100000000/minute",
-    }
-    print("preparing the database", file=log)
-    recreate_database(a.database_url)
-    run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], env)
-    run([PY, "manage.py", "collectstatic", "--noinput", "-v", "0"], env)
-    demo = [PY, "manage.py", "shop_demo", "--products", str(a.products), "--orders", str(a.orders)]
-    run(demo, {**env, "DJANGO_DEBUG": "1", "REDIS_URL": ""})
-    subprocess.run(["redis-cli", "-u", a.redis_url, "FLUSHDB"], check=True, capture_output=True)
-    ids = product_ids(a.database_url, 200)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
+    env, ids = prepare_shop(a.database_url, a.redis_url, a.products, a.orders, log)
     tmp = tempfile.mkdtemp(prefix="load-test-")
-    server = subprocess.Popen(
-        [PY, "-m", "gunicorn", "shop.wsgi:application", "-b", f"127.0.0.1:{port}",
-         "-w", str(a.workers), "--log-level", "warning"],
-        env=env, cwd=ROOT, start_new_session=True,
-    )  # fmt: skip
+    server, base = start_gunicorn(env, a.workers)
     # The production shape: a worker with beat, which flushes the tracking events to the database.
     worker = subprocess.Popen(
         [PY, "-m", "celery", "-A", "shop", "worker", "-B", "-c", "1", "-l", "warning",

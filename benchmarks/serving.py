@@ -118,6 +118,44 @@ def wait_up(url: str, timeout: float = 60) -> None:
     raise SystemExit(f"{url} did not come up")
 
 
+def prepare_shop(
+    database_url: str, redis_url: str, products: int, orders: int, log: Any
+) -> tuple[dict[str, str], list[int]]:
+    """A fresh database with the demo shop and a live build; returns the production-like
+    environment of the servers and up to 200 product ids that sold."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "DJANGO_DEBUG": "0",
+        "DJANGO_SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_SECURE_SSL_REDIRECT": "0",
+        "API_THROTTLE_ANON": "100000000/minute",
+        "API_THROTTLE_USER": "100000000/minute",
+        "API_THROTTLE_CROSSSELL": "100000000/minute",
+    }
+    print("preparing the database", file=log)
+    recreate_database(database_url)
+    run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], env)
+    run([PY, "manage.py", "collectstatic", "--noinput", "-v", "0"], env)
+    demo = [PY, "manage.py", "shop_demo", "--products", str(products), "--orders", str(orders)]
+    run(demo, {**env, "DJANGO_DEBUG": "1", "REDIS_URL": ""})
+    subprocess.run(["redis-cli", "-u", redis_url, "FLUSHDB"], check=True, capture_output=True)
+    return env, product_ids(database_url, 200)
+
+
+def start_gunicorn(env: dict[str, str], workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    """The shop under gunicorn on a free port; returns the process and its base URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [PY, "-m", "gunicorn", "shop.wsgi:application", "-b", f"127.0.0.1:{port}",
+         "-w", str(workers), "--log-level", "warning"],
+        env=env, cwd=ROOT, start_new_session=True,
+    )  # fmt: skip
+    return server, f"http://127.0.0.1:{port}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/crosssell_bench")
@@ -132,33 +170,8 @@ def main() -> None:
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     log = sys.stderr
-    env = {
-        **os.environ,
-        "DATABASE_URL": a.database_url,
-        "REDIS_URL": a.redis_url,
-        "DJANGO_DEBUG": "0",
-        "DJANGO_SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DJANGO_SECURE_SSL_REDIRECT": "0",
-        "API_THROTTLE_ANON": "100000000/minute",
-        "API_THROTTLE_USER": "100000000/minute",
-        "API_THROTTLE_CROSSSELL": "100000000/minute",
-    }
-    print("preparing the database", file=log)
-    recreate_database(a.database_url)
-    run([PY, "manage.py", "migrate", "--noinput", "-v", "0"], env)
-    run([PY, "manage.py", "collectstatic", "--noinput", "-v", "0"], env)
-    demo = [PY, "manage.py", "shop_demo", "--products", str(a.products), "--orders", str(a.orders)]
-    run(demo, {**env, "DJANGO_DEBUG": "1", "REDIS_URL": ""})
-    subprocess.run(["redis-cli", "-u", a.redis_url, "FLUSHDB"], check=True, capture_output=True)
-    ids = product_ids(a.database_url, 200)
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [PY, "-m", "gunicorn", "shop.wsgi:application", "-b", f"127.0.0.1:{port}",
-         "-w", str(a.workers), "--log-level", "warning"],
-        env=env, cwd=ROOT, start_new_session=True,
-    )  # fmt: skip
+    env, ids = prepare_shop(a.database_url, a.redis_url, a.products, a.orders, log)
+    server, base = start_gunicorn(env, a.workers)
     try:
         wait_up(f"{base}/api/shop/products/{ids[0]}/")
         pairs = {

@@ -22,6 +22,7 @@ from typing import Any
 import numpy.typing as npt
 import psycopg
 import pytest
+from django.apps import apps
 from django.conf import settings as django_settings
 from django.db import Error as DatabaseFailure
 from django.db import OperationalError, connection
@@ -36,6 +37,10 @@ from crosssell.models import Build, PendingUpdate, Purchase, Recommendation
 from crosssell.services.build import rebuild
 from crosssell.testing import make_product
 from shop.celery import app
+
+if not apps.is_installed("shop"):  # the checkouts go through the sample shop
+    pytest.skip("needs the sample shop (shop.settings)", allow_module_level=True)
+
 from shop.models import Order, OrderLine
 from tests.crosssell.strategies import COCOUNT
 from tests.crosssell.test_tasks import live_list, make_shop, wait_for
