@@ -1,8 +1,9 @@
 """The merchant's admin: review, curate and understand the recommendations.
 
-Registers the recommendations, builds (with the overview page) and exclusions; the product
-admin only for the default ``crosssell.Product``. A shop with its own product model adds
-:class:`CrosssellProductAdminMixin` to its product admin (see ``crosssell.admin.products``).
+Registers the recommendations, builds (with the overview page), exclusions and experiments
+(with their report); the product admin only for the default ``crosssell.Product``. A shop with
+its own product model adds :class:`CrosssellProductAdminMixin` to its product admin (see
+``crosssell.admin.products``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from django.db import models
 
 from crosssell.admin.builds import BuildAdmin
 from crosssell.admin.exclusions import ExclusionAdmin
+from crosssell.admin.experiments import ExperimentAdmin
 from crosssell.admin.products import CrosssellProductAdminMixin, CuratedInline
 from crosssell.admin.recommendations import RecommendationAdmin
 from crosssell.conf import get_product_model_string
@@ -37,5 +39,6 @@ __all__ = [
     "CrosssellProductAdminMixin",
     "CuratedInline",
     "ExclusionAdmin",
+    "ExperimentAdmin",
     "RecommendationAdmin",
 ]
