@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django.apps import apps as django_apps
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -293,17 +293,33 @@ class Experiment(models.Model):
 
 
 class Variant(models.Model):
-    """One arm of an experiment: a strategy (or the live build), or no widget at all."""
+    """One arm of an experiment: a strategy (or the live build), or no widget at all.
+
+    A variant naming a strategy is served from a build of its own (``build``, computed by
+    :func:`crosssell.services.variants.build_variant` and never made live), so the arms of an
+    experiment compare whole lists, not slots filtered out of one blend.
+    """
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="variants")
     name = models.CharField(max_length=64)
     strategy = models.CharField(
         max_length=64,
         blank=True,
-        help_text="Only slots of this strategy and the fallbacks; empty: the live blend.",
+        help_text=(
+            "A strategy name (popularity, cocount, blend...) or a dotted path to a class; "
+            "served from a build of its own. Empty: the live blend."
+        ),
     )
     holdout = models.BooleanField(default=False, help_text="Show no widget (the control).")
     weight = models.PositiveIntegerField(default=1, help_text="Share of the traffic.")
+    build = models.ForeignKey(
+        Build,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="variants",
+        help_text="the build this variant serves; empty: the live build",
+    )
 
     class Meta:
         constraints = [
@@ -314,6 +330,35 @@ class Variant(models.Model):
 
     def __str__(self) -> str:
         return f"{self.experiment}: {self.name}"
+
+    def clean(self) -> None:
+        """A strategy must be one a build can run: a registry name or an importable dotted path
+        to a class that ranks items for items (a customer strategy cannot fill these lists).
+
+        Checked here rather than at build time, so a typo shows in the admin's form instead of
+        as a failed build at night. A holdout shows no widget, so it needs no strategy.
+        """
+        super().clean()
+        name = self.strategy = self.strategy.strip()
+        if not name:
+            return
+        from crosssell.engine import registry
+        from crosssell.engine.base import ItemRecommender
+
+        try:
+            # The class only: instantiating "neural" would import TensorFlow into the web process.
+            cls = registry.strategy_class(name)
+        except KeyError:
+            known = ", ".join(registry.available_strategies())
+            raise ValidationError(
+                {"strategy": f"Unknown strategy {name!r}: use one of {known}, or a dotted path."}
+            ) from None
+        except (ImportError, ValueError, TypeError) as exc:
+            raise ValidationError({"strategy": f"Strategy {name!r} cannot be used: {exc}"}) from exc
+        if not issubclass(cls, ItemRecommender):
+            raise ValidationError(
+                {"strategy": f"{name!r} ranks items for customers, not for products or carts."}
+            )
 
 
 class Impression(models.Model):

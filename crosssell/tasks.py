@@ -23,16 +23,49 @@ RETRY_ON = (ConnectionError, TimeoutError, DatabaseError, InterfaceError)
     soft_time_limit=6 * 3600,
 )
 def rebuild(self: Any, trigger: str = "schedule", strategy: str | None = None) -> int:
-    """Recompute and publish every product's recommendations; returns the build's id."""
+    """Recompute and publish every product's recommendations; returns the build's id. Once it
+    is live, the experiment variants' own builds follow (``rebuild_variants``)."""
     from crosssell.services.distributed import LockBusy, start_rebuild
 
     try:
-        return start_rebuild(trigger, self.request.id or "", strategy)
+        build_id = start_rebuild(trigger, self.request.id or "", strategy)
     except LockBusy as exc:
         # Another rebuild runs: come back later rather than block a worker slot.
         raise self.retry(exc=exc, countdown=5, max_retries=720) from exc
     except RETRY_ON as exc:
         raise self.retry(exc=exc, countdown=min(600, 10 * 2**self.request.retries)) from exc
+    _then_variants(build_id)  # a chord's build is still running: finish_rebuild does it
+    return build_id
+
+
+@shared_task(
+    name="crosssell.rebuild_variants",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    soft_time_limit=6 * 3600,
+)
+def rebuild_variants(self: Any) -> list[int]:
+    """Recompute the own build of every variant with a strategy of the active experiments
+    (left ready, never live); returns the builds' ids."""
+    from crosssell.services.locks import LockTimeout
+    from crosssell.services.variants import build_active_variants
+
+    try:
+        return [b.pk for b in build_active_variants(task_id=self.request.id or "", wait=0)]
+    except LockTimeout as exc:
+        raise self.retry(exc=exc, countdown=5, max_retries=720) from exc
+    except RETRY_ON as exc:
+        raise self.retry(exc=exc, countdown=min(600, 10 * 2**self.request.retries)) from exc
+
+
+def _then_variants(build_id: int) -> None:
+    """Queue ``rebuild_variants`` when build ``build_id`` went live and variants need builds."""
+    from crosssell.services.variants import needs_variant_builds
+
+    if needs_variant_builds(build_id):
+        rebuild_variants.delay()
 
 
 @shared_task(
@@ -52,10 +85,12 @@ def rebuild_shard(build_id: int, start: int, stop: int, strategy: str | None = N
 
 @shared_task(name="crosssell.finish_rebuild", acks_late=True, reject_on_worker_lost=True)
 def finish_rebuild(results: list[int], build_id: int) -> int:
-    """Publish a chord rebuild once every shard is written."""
+    """Publish a chord rebuild once every shard is written; the variants' builds follow."""
     from crosssell.services.distributed import finish
 
-    return finish(results, build_id)
+    published = finish(results, build_id)
+    _then_variants(published)
+    return published
 
 
 @shared_task(name="crosssell.rebuild_failed")

@@ -7,15 +7,25 @@ sampling, no approximation) and computed for many pairs at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 
 from crosssell.engine.base import IntArray, Interactions
 from crosssell.engine.similarity import column_counts, pair_counts
 
+#: ``counts(src, dst)``: exact co-counts of many pairs (e.g. a :class:`PairCounter`).
+PairCountFn = Callable[[IntArray, IntArray], IntArray]
+
 
 def pair_evidence(
-    data: Interactions, src: npt.ArrayLike, dst: npt.ArrayLike
+    data: Interactions,
+    src: npt.ArrayLike,
+    dst: npt.ArrayLike,
+    *,
+    orders: PairCountFn | None = None,
+    customers: PairCountFn | None = None,
 ) -> dict[str, npt.NDArray[np.float64] | IntArray]:
     """The evidence behind recommending ``dst`` on ``src``'s page, for many pairs at once.
 
@@ -25,6 +35,11 @@ def pair_evidence(
         The interactions the recommendations were computed from.
     src, dst
         Item indices of the pairs (same length).
+    orders, customers
+        Exact co-counts over ``data.baskets`` and over ``data.customer_items()``, when the
+        caller keeps them for several calls (a :class:`~crosssell.engine.similarity.PairCounter`
+        computes the whole product once); by default each is counted for these pairs only. The
+        same function for both means rows that are customers: it is asked once.
 
     Returns
     -------
@@ -41,18 +56,23 @@ def pair_evidence(
     n = data.n_items
     if len(s) and (s.min() < 0 or d.min() < 0 or s.max() >= n or d.max() >= n):
         raise IndexError("item index out of range")
-    co = pair_counts(data.baskets, s, d)
+    co = orders(s, d) if orders is not None else pair_counts(data.baskets, s, d)
     pop = column_counts(data.baskets)
     n_orders = max(data.n_orders, 1)
     conf = np.zeros(len(s), dtype=np.float64)
     np.divide(co, pop[s], out=conf, where=pop[s] > 0)
     lift = np.zeros(len(s), dtype=np.float64)
     np.divide(conf * n_orders, pop[d], out=lift, where=pop[d] > 0)
-    customers = pair_counts(data.customer_items(), s, d)
+    if customers is not None and customers is orders:
+        people = co  # rows that are customers (the also-bought kind): the same counts
+    elif customers is not None:
+        people = customers(s, d)
+    else:
+        people = pair_counts(data.customer_items(), s, d)
     return {
         "co_count": co,
         "support": co / n_orders,
         "confidence": conf,
         "lift": lift,
-        "customers": customers,
+        "customers": people,
     }

@@ -11,10 +11,12 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
-from crosssell.engine.base import IntArray
+from crosssell.engine.base import FloatArray, IntArray, TopK, topk_rows
 
 #: Rows of ``A`` multiplied at once by the scipy fallback of :func:`topk_product`.
 CHUNK = 2048
+#: Entries whose ranking keys :func:`top_counts_per_row` computes at once (bounds the memory).
+TOP_BLOCK = 1 << 22
 
 
 def column_counts(X: sp.csr_matrix) -> npt.NDArray[np.float64]:
@@ -199,6 +201,74 @@ def keep_top_per_row(S: sp.csr_matrix, k: int) -> sp.csr_matrix:
     )
 
 
+def binary_counts_matrix(M: sp.csr_matrix) -> sp.csr_matrix:
+    """``M`` with every stored entry 1, as integers (int32 while counts fit, else int64); a
+    copy, never a view of ``M``'s arrays (summing duplicates sorts them in place)."""
+    dtype = np.int32 if M.shape[0] < 2**31 else np.int64
+    B = sp.csr_matrix(
+        (np.ones(M.nnz, dtype=dtype), M.indices.copy(), M.indptr.copy()), shape=M.shape
+    )
+    B.sum_duplicates()
+    B.data[:] = 1
+    return B
+
+
+def cooccurrence_counts(M: sp.csr_matrix) -> sp.csr_matrix:
+    """Exact ``M.T @ M`` of a binary ``rows x items`` matrix, as integer counts.
+
+    Entry ``(i, j)`` is the number of rows holding both ``i`` and ``j`` (the diagonal: rows
+    holding ``i``). Integers, not floats, so that counts are exact whatever their size (a float32
+    product rounds above 2**24). The product is ``sparse_dot_topn``'s when it is installed: one
+    pass instead of scipy's two, about a third less time. Indices are NOT sorted within rows
+    (sorting them costs as much again); :func:`lookup_pairs` needs no order.
+    """
+    B = binary_counts_matrix(M)
+    BT = B.T.tocsr()
+    if B.shape[1] == 0 or B.nnz == 0:
+        return sp.csr_matrix((B.shape[1], B.shape[1]), dtype=B.dtype)
+    sizes = np.diff(B.indptr).astype(np.int64)
+    # the result has at most sum(size**2) entries: 32-bit indices while that fits
+    small = int((sizes * sizes).sum()) < 2**31 - 1
+    if _have_topn():
+        from sparse_dot_topn import sp_matmul
+
+        C = sp.csr_matrix(sp_matmul(BT, B, idx_dtype=np.int32 if small else np.int64))
+    else:
+        C = (BT @ B).tocsr()
+    return C
+
+
+def lookup_pairs(C: sp.csr_matrix, src: IntArray, dst: IntArray) -> IntArray:
+    """``C[src, dst]`` for many pairs at once, as int64; ``C``'s indices need not be sorted.
+
+    The distinct pairs become a 0/1 pattern matrix; the elementwise product with ``C`` (one
+    pass over ``C``, no sort of its millions of entries) keeps at most one entry per pair,
+    which is matched to its pair by a binary search among the distinct pairs.
+    """
+    src = np.asarray(src, dtype=np.int64)
+    dst = np.asarray(dst, dtype=np.int64)
+    if src.shape != dst.shape:
+        raise ValueError("src and dst must have the same length")
+    if len(src) == 0:
+        return np.zeros(0, dtype=np.int64)
+    n_rows, n_cols = C.shape
+    keys = src * n_cols + dst
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    rows = uniq // n_cols
+    indptr = np.searchsorted(rows, np.arange(n_rows + 1, dtype=np.int64))
+    pattern = sp.csr_matrix(
+        (np.ones(len(uniq), dtype=C.dtype), uniq % n_cols, indptr), shape=C.shape
+    )
+    hit = sp.csr_matrix(C.multiply(pattern))
+    hit_rows = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(hit.indptr))
+    hit_keys = hit_rows * n_cols + hit.indices
+    values = np.zeros(len(uniq), dtype=np.int64)
+    # every stored entry of the product lies on the pattern: its key is one of ``uniq``
+    found = hit.data if hit.dtype.kind in "iu" else np.rint(hit.data)
+    values[np.searchsorted(uniq, hit_keys)] = found.astype(np.int64)
+    return values[inverse.reshape(-1)]
+
+
 def pair_counts(M: sp.csr_matrix, src: IntArray, dst: IntArray, chunk: int = CHUNK) -> IntArray:
     """Exact ``(M.T @ M)[src, dst]`` for many pairs: rows of ``M`` holding both columns.
 
@@ -210,6 +280,10 @@ def pair_counts(M: sp.csr_matrix, src: IntArray, dst: IntArray, chunk: int = CHU
         Item indices of the pairs (same length).
     chunk
         Distinct ``src`` items whose co-count rows are computed at once (bounds the memory).
+
+    Notes
+    -----
+    To ask about most items, or several times, :class:`PairCounter` computes ``M.T @ M`` once.
     """
     src = np.asarray(src, dtype=np.int64)
     dst = np.asarray(dst, dtype=np.int64)
@@ -218,20 +292,108 @@ def pair_counts(M: sp.csr_matrix, src: IntArray, dst: IntArray, chunk: int = CHU
     out = np.zeros(len(src), dtype=np.int64)
     if len(src) == 0:
         return out
-    n_items = M.shape[1]
-    B = sp.csr_matrix(M, dtype=np.float64)
-    B.data[:] = 1.0
+    B = binary_counts_matrix(M)
     MT = B.T.tocsr()
     uniq, inv = np.unique(src, return_inverse=True)
-    for start in range(0, len(uniq), chunk):
+    inv = inv.reshape(-1)
+    order = np.argsort(inv, kind="stable")  # the pairs grouped by source block
+    bounds = np.searchsorted(inv[order], np.arange(0, len(uniq) + chunk, chunk))
+    for n, start in enumerate(range(0, len(uniq), chunk)):
         block = uniq[start : start + chunk]
         R = (MT[block] @ B).tocsr()
-        R.sort_indices()
-        rows = np.repeat(np.arange(R.shape[0], dtype=np.int64), np.diff(R.indptr))
-        keys = rows * n_items + R.indices
-        sel = np.flatnonzero((inv >= start) & (inv < start + len(block)))
-        want = (inv[sel] - start) * n_items + dst[sel]
-        pos = np.searchsorted(keys, want).clip(max=max(len(keys) - 1, 0))
-        found = (keys[pos] == want) if len(keys) else np.zeros(len(want), dtype=bool)
-        out[sel] = np.where(found, np.rint(R.data[pos] if len(keys) else 0), 0).astype(np.int64)
+        sel = order[bounds[n] : bounds[n + 1]]
+        out[sel] = lookup_pairs(R, inv[sel] - start, dst[sel])
     return out
+
+
+def top_counts_per_row(S: sp.csr_matrix, rows: IntArray, k: int) -> TopK:
+    """:func:`~crosssell.engine.base.topk_rows` of an integer matrix (co-counts), faster.
+
+    The same lists (each row's ``k`` largest positive entries off the diagonal, ties by the
+    smaller column), whether or not the indices are sorted. On integers that order is the one
+    of a single int64 key, ``-count * n_columns + column``: the keys are computed for many
+    rows at once (``TOP_BLOCK`` entries), and each row only partitions its keys and sorts its
+    ``k`` best, which decode back to columns and counts. A float matrix (or counts too large
+    for such keys) goes to ``topk_rows``.
+    """
+    n = S.shape[1]
+    if S.dtype.kind not in "iu" or (S.nnz and int(S.data.max()) >= 2**62 // max(n, 1)):
+        return topk_rows(S, rows, k)  # not integers, or keys that would not fit in int64
+    rows = np.asarray(rows, dtype=np.int64)
+    none = np.iinfo(np.int64).max  # sorts after every real key
+    best = np.full((len(rows), max(k, 0)), none, dtype=np.int64)
+    if k > 0 and len(rows):
+        starts = S.indptr[rows].astype(np.int64)
+        lengths = S.indptr[rows + 1].astype(np.int64) - starts
+        ends = np.cumsum(lengths)
+        first = 0
+        while first < len(rows):
+            # rows first..last-1 hold at most TOP_BLOCK entries (or are one longer row)
+            done = ends[first - 1] if first else 0
+            last = max(int(np.searchsorted(ends, done + TOP_BLOCK, side="right")), first + 1)
+            part = slice(first, last)
+            bounds = np.r_[0, ends[part] - done]
+            offsets = np.arange(bounds[-1], dtype=np.int64) + np.repeat(
+                starts[part] - bounds[:-1], lengths[part]
+            )
+            cols = S.indices[offsets].astype(np.int64)
+            vals = S.data[offsets].astype(np.int64)
+            valid = (cols != np.repeat(rows[part], lengths[part])) & (vals > 0)
+            key = np.where(valid, -vals * n + cols, none)
+            del cols, vals, valid, offsets
+            for pos, a, b in zip(
+                range(first, last), bounds[:-1].tolist(), bounds[1:].tolist(), strict=True
+            ):
+                top = key[a:b]  # a view: partitioned and sorted in place
+                if b - a > k:
+                    top.partition(k - 1)
+                    top = top[:k]
+                top.sort()
+                best[pos, : len(top)] = top
+            first = last
+    found = best != none
+    out_i: IntArray = np.where(found, best % max(n, 1), -1)
+    out_s: FloatArray = np.where(found, -(best // max(n, 1)), 0).astype(np.float32)
+    return TopK(out_i, out_s)
+
+
+class PairCounter:
+    """:func:`pair_counts` of one matrix, asked many times: computes ``M.T @ M`` once when that
+    pays, and looks every later question up in it.
+
+    The whole product is computed (:func:`cooccurrence_counts`) the first time a call asks
+    about at least ``full_share`` of the items as sources, or :meth:`matrix` is called; until
+    then each call counts only its own sources' rows, in blocks (bounded memory, less work
+    for a few sources). Either way the counts are exact and the same.
+
+    Parameters
+    ----------
+    M
+        Binary ``rows x items`` matrix.
+    full_share
+        Share of the items, as distinct sources of one call, from which the whole product is
+        computed and kept.
+    """
+
+    def __init__(self, M: sp.csr_matrix, full_share: float = 0.5) -> None:
+        self.M = M
+        self.full_share = full_share
+        self._matrix: sp.csr_matrix | None = None
+
+    def matrix(self) -> sp.csr_matrix:
+        """``M.T @ M`` as exact integer counts, indices unsorted (computed on first use)."""
+        if self._matrix is None:
+            self._matrix = cooccurrence_counts(self.M)
+        return self._matrix
+
+    def __call__(self, src: IntArray, dst: IntArray) -> IntArray:
+        src = np.asarray(src, dtype=np.int64)
+        dst = np.asarray(dst, dtype=np.int64)
+        if self._matrix is None:
+            n_items = self.M.shape[1]
+            many = len(src) >= self.full_share * n_items and len(np.unique(src)) >= (
+                self.full_share * n_items
+            )
+            if not many:
+                return pair_counts(self.M, src, dst)
+        return lookup_pairs(self.matrix(), src, dst)

@@ -428,10 +428,16 @@ def _live() -> Build | None:
     return Build.objects.filter(state=Build.State.LIVE).first()
 
 
+#: A variant's own build (an experiment's strategy) is no step of the live history.
+VARIANT_ONLY = Q(trigger="variant", published_at__isnull=True)
+
+
 def previous_build(build: Build) -> Build | None:
-    """The complete (ready or live) build made just before ``build``."""
+    """The complete (ready or live) build made just before ``build``, an experiment variant's
+    own builds left out."""
     return (
         Build.objects.filter(state__in=[Build.State.READY, Build.State.LIVE])
+        .exclude(VARIANT_ONLY)
         .filter(
             Q(created_at__lt=build.created_at) | Q(created_at=build.created_at, pk__lt=build.pk)
         )
@@ -516,11 +522,12 @@ def build_diff(
 
 
 def metrics_history(n: int = 12) -> list[Build]:
-    """The last ``n`` complete builds, oldest first (for the metrics chart)."""
+    """The last ``n`` complete builds, oldest first (for the metrics chart); an experiment
+    variant's own builds are left out."""
     recent = list(
-        Build.objects.filter(state__in=[Build.State.READY, Build.State.LIVE]).order_by(
-            "-created_at", "-pk"
-        )[:n]
+        Build.objects.filter(state__in=[Build.State.READY, Build.State.LIVE])
+        .exclude(VARIANT_ONLY)
+        .order_by("-created_at", "-pk")[:n]
     )
     return recent[::-1]
 

@@ -22,6 +22,7 @@ from crosssell.conf import settings
 from crosssell.engine.base import Interactions, ItemContent
 from crosssell.models import Build, Recommendation
 from crosssell.services.build import (
+    EvidenceCounts,
     also_bought_model,
     compute_rows,
     exclusion_filter,
@@ -100,6 +101,12 @@ def rank_shard(build_id: int, start: int, stop: int, strategy: str | None) -> in
     ex = load_extracted(build)
     ex.data.extra.setdefault("item_ids", ex.product_ids)
     model = resolve_strategy(strategy).fit(ex.data)
+    also_bought = Recommendation.Kind.ALSO_BOUGHT in settings.KINDS
+    counts = EvidenceCounts(ex.data)
+    if also_bought:
+        # that kind's model is the customers' whole co-count matrix: count it once, up front,
+        # and the privacy threshold of this shard's pairs reads it too
+        counts.customers.matrix()
     rows = compute_rows(
         ex.data,
         model,
@@ -107,13 +114,14 @@ def rank_shard(build_id: int, start: int, stop: int, strategy: str | None) -> in
         settings.MIN_CUSTOMERS,
         items=np.arange(start, stop, dtype=np.int64),
         excluded=exclusion_filter(ex),
+        counts=counts,
     )
     sources = ex.product_ids[start:stop].tolist()
     with transaction.atomic():
         Recommendation.objects.filter(build=build, source_id__in=sources).delete()
         written = write_rows(build, ex, rows, Recommendation.Kind.BOUGHT_TOGETHER, lambda *a: None)
-        if Recommendation.Kind.ALSO_BOUGHT in settings.KINDS:
-            data, also = also_bought_model(ex)
+        if also_bought:
+            data, also = also_bought_model(ex, counts)
             also_rows = compute_rows(
                 data,
                 also,
@@ -121,6 +129,7 @@ def rank_shard(build_id: int, start: int, stop: int, strategy: str | None) -> in
                 settings.MIN_CUSTOMERS,
                 items=np.arange(start, stop, dtype=np.int64),
                 excluded=exclusion_filter(ex),
+                counts=counts.over_customers(data),
             )
             written += write_rows(
                 build, ex, also_rows, Recommendation.Kind.ALSO_BOUGHT, lambda *a: None

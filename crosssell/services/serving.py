@@ -2,7 +2,8 @@
 
 No model is scored here. A widget costs one indexed query for its ranked ids (or one cache hit)
 and one query for the products; the fallbacks (category, then global bestsellers) are cached
-lists, so every list for a sellable product is full.
+lists, so every list for a sellable product is full. An experiment variant with a build of its
+own is served the same way from that build (``build_id``), every rule unchanged.
 """
 
 from __future__ import annotations
@@ -59,24 +60,23 @@ class Item:
     slot: Slot
 
 
-def ranked_slots(source_ids: Sequence[int], kind: str) -> list[Slot]:
+def ranked_slots(source_ids: Sequence[int], kind: str, build_id: int | None = None) -> list[Slot]:
     """The live ranked list for one or several sources (a cart), pinned first, rejected out.
 
     For a cart, the sources' lists are merged by reciprocal rank fusion: strategies score on
     different scales, so ranks are what can be added; a fallback slot (popularity) weighs less
-    than a real companion.
+    than a real companion. With ``build_id`` (an experiment variant's build), that build's rows
+    stand in for the live build's; the merchant's pins still come first.
     """
     sources = sorted({int(s) for s in source_ids})[:MAX_CART]
     if not sources:
         return []
+    built = Q(build__state=Build.State.LIVE) if build_id is None else Q(build_id=int(build_id))
 
     def compute() -> list[Slot]:
         qs = (
             Recommendation.objects.filter(kind=kind, source_id__in=sources)
-            .filter(
-                Q(build__state=Build.State.LIVE)
-                | Q(build__isnull=True, status=Recommendation.Status.PINNED)
-            )
+            .filter(built | Q(build__isnull=True, status=Recommendation.Status.PINNED))
             .exclude(status=Recommendation.Status.REJECTED)
             .annotate(
                 pinned_first=Case(
@@ -123,8 +123,14 @@ def ranked_slots(source_ids: Sequence[int], kind: str) -> list[Slot]:
             for t, e in ordered
         ]  # fmt: skip
 
-    key = f"slots:{kind}:{','.join(map(str, sources))}"
+    key = f"slots:{kind}:{','.join(map(str, sources))}{_build_key(build_id)}"
     return cs_cache.get_or_set(key, compute)
+
+
+def _build_key(build_id: int | None) -> str:
+    """The cache key's part naming a variant's build (none for the live build, whose keys are
+    the same as before builds could be named), so lists of two builds never mix."""
+    return "" if build_id is None else f":build={int(build_id)}"
 
 
 def live_build_id() -> int | None:
@@ -165,6 +171,7 @@ def recommend(
     kind: str = Kind.BOUGHT_TOGETHER,
     exclude: Iterable[int] = (),
     category: str | None = None,
+    build_id: int | None = None,
 ) -> list[Item]:
     """Up to ``limit`` sellable products for a product (one source) or a cart (several).
 
@@ -174,6 +181,9 @@ def recommend(
     list keeps to a band around its price; category and then global bestsellers fill what the
     live build leaves empty. The chosen ids are cached per cache generation, so a widget costs
     one query (its products) on a cache hit, and a fixed number on a miss.
+
+    ``build_id`` serves another build's rows instead of the live build's (an experiment
+    variant's own build, ``Variant.build_id``); ``None`` is the live build.
     """
     limit = settings.DEFAULT_LIMIT if limit is None else limit
     sources = sorted({int(s) for s in source_ids})[:MAX_CART]
@@ -181,10 +191,11 @@ def recommend(
     cat_key = hashlib.sha1((category or "").encode()).hexdigest()[:12] if category else ""
     key = (
         f"rec:{kind}:{','.join(map(str, sources))}:{','.join(map(str, excluded))}:{cat_key}:{limit}"
+        f"{_build_key(build_id)}"
     )
 
     def choose() -> list[Slot]:
-        return _choose(sources, excluded, limit, kind, category)
+        return _choose(sources, excluded, limit, kind, category, build_id)
 
     slots = cs_cache.get_or_set(key, choose)
     items = _load(slots)
@@ -204,7 +215,12 @@ def _load(slots: list[Slot]) -> list[Item]:
 
 
 def _choose(
-    sources: list[int], excluded: list[int], limit: int, kind: str, category: str | None
+    sources: list[int],
+    excluded: list[int],
+    limit: int,
+    kind: str,
+    category: str | None,
+    build_id: int | None = None,
 ) -> list[Slot]:
     """The ``limit`` best slots (and two spares) that pass every rule."""
     # A pair the merchant rejected stays out, even when a fallback proposes it.
@@ -215,7 +231,7 @@ def _choose(
         source_id__in=sources,
     ).values_list("target_id", flat=True)
     banned = set(sources) | set(excluded) | set(rejected)
-    pool = [s for s in ranked_slots(sources, kind) if s.product_id not in banned]
+    pool = [s for s in ranked_slots(sources, kind, build_id) if s.product_id not in banned]
     taken = {s.product_id for s in pool}
     fallbacks = ([("category_bestsellers", category)] if category else []) + [("bestsellers", None)]
     for strategy, cat in fallbacks:
