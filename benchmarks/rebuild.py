@@ -149,7 +149,7 @@ def load_shop(bench_url: str, n_products: int, n_orders: int, seed: int, quiet: 
 def reset_builds(bench_url: str) -> tuple[int, int, int]:
     """Forget earlier builds (``--reuse``); returns products, orders and lines present."""
     with connect(bench_url, autocommit=True) as conn:
-        conn.execute("TRUNCATE crosssell_recommendation, crosssell_build")
+        conn.execute("TRUNCATE crosssell_recommendation, crosssell_build CASCADE")
         conn.execute("VACUUM ANALYZE crosssell_recommendation")
         conn.execute("VACUUM ANALYZE crosssell_build")
         row = conn.execute(
@@ -388,6 +388,7 @@ def main() -> int:
 
     reused = False
     if args.reuse and database_exists(args.database_url, args.bench_db):
+        migrate(bench_url)  # the kept schema follows today's migrations
         n_products, n_orders, lines = reset_builds(bench_url)
         reused = (n_products, n_orders) == (args.products, args.orders)
         if not reused:

@@ -165,11 +165,21 @@ class Recommendation(models.Model):
         PINNED = "pinned", "pinned"
         REJECTED = "rejected", "rejected"
 
+    # Derived rows, written a million at a time by a build: the references are kept by Django
+    # (a deleted product or build takes its rows with it, ``on_delete=CASCADE``), not by
+    # database constraints, whose per-row checks cost a full rebuild as much as the write
+    # itself. A build only writes ids it read from the product table in the same run.
     source = models.ForeignKey(
-        get_product_model_string(), on_delete=models.CASCADE, related_name="+"
+        get_product_model_string(),
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
     )
     target = models.ForeignKey(
-        get_product_model_string(), on_delete=models.CASCADE, related_name="+"
+        get_product_model_string(),
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
     )
     kind = models.CharField(max_length=32, choices=Kind.choices, default=Kind.BOUGHT_TOGETHER)
     score = models.FloatField(default=0.0)
@@ -178,7 +188,13 @@ class Recommendation(models.Model):
     evidence = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.AUTO)
     build = models.ForeignKey(
-        Build, null=True, blank=True, on_delete=models.CASCADE, related_name="recommendations"
+        Build,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="recommendations",
+        db_constraint=False,
+        db_index=False,  # the serving index starts with the build
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
