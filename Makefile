@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crosssell
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run venv test lint typecheck migrations-check check services bench-import bench-engine bench-rebuild bench-serving evaluate clean
+.PHONY: run venv test lint typecheck migrations-check check services bench-import bench-engine bench-rebuild bench-serving bench-tracking evaluate clean
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -61,6 +61,10 @@ bench-rebuild: $(STAMP) services
 bench-serving: $(STAMP) services
 	command -v wrk >/dev/null || apt-get install -y -qq wrk
 	$(PY) benchmarks/serving.py --database-url $(BENCH_DATABASE_URL)
+
+bench-tracking: $(STAMP) services
+	command -v wrk >/dev/null || apt-get install -y -qq wrk
+	$(PY) benchmarks/tracking.py --database-url $(BENCH_DATABASE_URL)
 
 evaluate: $(STAMP)
 	for d in instacart groceries; do \

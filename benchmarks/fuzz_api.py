@@ -5,7 +5,7 @@
 Uses ``DATABASE_URL``/``REDIS_URL`` like the shop (SQLite and a local-memory cache without
 them). Creates a throw-away database (``<NAME>_fuzzbench``) with Django's test machinery, seeds a
 random catalogue, order history and live build, and sends ``--examples`` generated cases per
-operation and generation mode (3 operations x positive/negative) to Django's WSGI handler in
+operation and generation mode (4 operations x positive/negative) to Django's WSGI handler in
 process, loading the schema from ``/api/schema/``. Every response goes through schemathesis's
 checks; a 5xx is always a failure. The cache keys live under a prefix of their own, deleted at
 the end. Exit status 1 when there was a 5xx or a check failure.

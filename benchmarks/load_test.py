@@ -17,8 +17,6 @@ Needs wrk (Debian: apt-get install wrk), PostgreSQL and Redis.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import signal
@@ -33,7 +31,7 @@ from typing import Any
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving import prepare_shop, start_gunicorn, wait_up
+from serving import prepare_shop, report, shop_arguments, start_gunicorn, wait_up
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -145,19 +143,10 @@ def load(base: str, ids: list[int], seconds: int, connections: int) -> dict[str,
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap = shop_arguments(__doc__, "crosssell_load", 14)  # --connections: per endpoint
     ap.add_argument("--minutes", type=float, default=5.0)
-    ap.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/crosssell_load")
-    ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
-    ap.add_argument("--connections", type=int, default=8, help="per endpoint")
-    ap.add_argument("--workers", type=int, default=2, help="gunicorn workers")
-    ap.add_argument("--products", type=int, default=400)
-    ap.add_argument("--orders", type=int, default=8000)
     ap.add_argument("--warmup", type=int, default=15, help="seconds, not measured")
-    ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     log = sys.stderr
     env, ids = prepare_shop(a.database_url, a.redis_url, a.products, a.orders, log)
     tmp = tempfile.mkdtemp(prefix="load-test-")
@@ -203,11 +192,7 @@ def main() -> None:
         "connections_per_endpoint": a.connections,
         "seconds": seconds,
     }
-    if a.json:
-        print(json.dumps(summary))
-    else:
-        for key, value in summary.items():
-            print(f"{key}: {value}")
+    report(summary, a.json)
 
 
 if __name__ == "__main__":

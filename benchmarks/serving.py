@@ -156,19 +156,43 @@ def start_gunicorn(env: dict[str, str], workers: int) -> tuple[subprocess.Popen[
     return server, f"http://127.0.0.1:{port}"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/crosssell_bench")
-    ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/13")
-    ap.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+def shop_arguments(doc: str | None, database: str, redis_db: int) -> argparse.ArgumentParser:
+    """The options every benchmark of the running shop takes (and a check for wrk)."""
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--database-url", default=f"postgres://postgres@127.0.0.1:5432/{database}")
+    ap.add_argument("--redis-url", default=f"redis://127.0.0.1:6379/{redis_db}")
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     ap.add_argument("--products", type=int, default=400)
     ap.add_argument("--orders", type=int, default=8000)
     ap.add_argument("--json", action="store_true")
+    return ap
+
+
+def report(summary: dict[str, Any], as_json: bool) -> None:
+    """One JSON object, or one line per figure."""
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        for key, value in summary.items():
+            print(f"{key}: {value}")
+
+
+def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Stop a process started in its own session, with its children."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        return
+    proc.wait(timeout=60)
+
+
+def main() -> None:
+    ap = shop_arguments(__doc__, "crosssell_bench", 13)
+    ap.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
     a = ap.parse_args()
-    if not shutil.which("wrk"):
-        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
     log = sys.stderr
     env, ids = prepare_shop(a.database_url, a.redis_url, a.products, a.orders, log)
     server, base = start_gunicorn(env, a.workers)
@@ -198,8 +222,7 @@ def main() -> None:
                 for side, rs in runs.items()
             }
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
+        stop(server)
     api, page = results["api"], results["page"]
     summary = {
         "fbt_rps": round(api["with"]["rps"], 1),
@@ -214,11 +237,7 @@ def main() -> None:
         "connections": a.connections,
         "duration_s": a.duration,
     }
-    if a.json:
-        print(json.dumps(summary))
-    else:
-        for k, v in summary.items():
-            print(f"{k}: {v}")
+    report(summary, a.json)
 
 
 if __name__ == "__main__":

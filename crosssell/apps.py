@@ -13,4 +13,6 @@ class CrosssellConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from crosssell import checks, conf, signals  # noqa: F401  (registers checks and receivers)
+        from crosssell import checks, conf, signals  # noqa: F401  (registers the checks)
+
+        signals.connect()

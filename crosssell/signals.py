@@ -1,17 +1,33 @@
-"""Receivers: a merchant's exclusion takes effect at once (a new cache generation)."""
+"""Receivers: a merchant's exclusion, and any saved or deleted product, take effect at once
+(a new cache generation).
+
+The widgets' HTML and the API's lists are cached per generation, so a product that stops being
+sellable, or changes its name or price, must start a new one. Writes that bypass the signals
+(``QuerySet.update``, ``bulk_create``: an import, a stock decrement in SQL) call
+:func:`crosssell.services.products.catalog_changed` themselves.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
 
-from crosssell.models import Exclusion
+from crosssell.models import Exclusion, get_product_model
 from crosssell.services import cache as cs_cache
 
 
-@receiver([post_save, post_delete], sender=Exclusion)
-def exclusion_changed(sender: Any, **kwargs: Any) -> None:
+def bump_on_commit(sender: Any, **kwargs: Any) -> None:
     transaction.on_commit(cs_cache.bump)
+
+
+def connect() -> None:
+    """Called from the app's ``ready()``, once the product model can be resolved."""
+    senders: list[type[Model]] = [Exclusion, get_product_model()]
+    for model in senders:
+        for signal in (post_save, post_delete):
+            signal.connect(
+                bump_on_commit, sender=model, dispatch_uid=f"crosssell-{model._meta.label}-{signal}"
+            )

@@ -230,3 +230,5 @@ CROSSSELL_MIN_CUSTOMERS = int(os.environ.get("CROSSSELL_MIN_CUSTOMERS", "3"))
 CROSSSELL_SHARD_SIZE = int(os.environ.get("CROSSSELL_SHARD_SIZE", "50000"))
 CROSSSELL_LOCK_TTL = int(os.environ.get("CROSSSELL_LOCK_TTL", "120"))
 CROSSSELL_INCREMENTAL_DELAY = float(os.environ.get("CROSSSELL_INCREMENTAL_DELAY", "2"))
+# First-party tracking of impressions, clicks and attributed orders (on unless "0").
+CROSSSELL_TRACKING = os.environ.get("CROSSSELL_TRACKING", "1") != "0"

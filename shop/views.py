@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 
 from crosssell.models import Product, user_customer_ref
 from crosssell.services import tracking
+from crosssell.services.products import catalog_changed
 from crosssell.services.purchases import Line, record_order
 from shop.cart import MAX_QUANTITY, Cart
 from shop.forms import CartAddForm, CartUpdateForm, CheckoutForm
@@ -230,6 +231,8 @@ def place_order(request: HttpRequest, cart: Cart, name: str, email: str) -> Orde
         tracked = [line for line in lines if line.product.stock is not None]
         for line in tracked:
             Product.objects.filter(pk=line.product.pk).update(stock=F("stock") - line.quantity)
+        if tracked:
+            catalog_changed()  # the stock moved in SQL: a sold-out product leaves the widgets
         record_order(
             order.number,
             [Line(line.product.pk, line.quantity, line.unit_price) for line in lines],
@@ -259,7 +262,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
             return redirect("shop:cart")
         # The lines that came from a widget are credited to its impression (first-party).
         tracking.attribute_order(
-            request.session,
+            request,
             order.number,
             [(line.product_id, line.quantity, line.unit_price) for line in order.lines.all()],
         )

@@ -147,6 +147,80 @@ class RecommendationListSerializer(serializers.Serializer):
     build = serializers.IntegerField(
         allow_null=True, help_text="The id of the live build, or null when none is live yet."
     )
+    impression = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="With tracking on: this list's signed impression token. Post it to "
+        "`events/` as an `impression` when the list is shown, and with a `product_id` as a "
+        "`click` or an `add_to_cart`; null when tracking is off.",
+    )
+
+
+EVENT_TYPES = ("impression", "click", "add_to_cart")
+MAX_EVENTS = 50
+
+
+class EventSerializer(serializers.Serializer):
+    """One event of a headless storefront."""
+
+    type = serializers.ChoiceField(choices=EVENT_TYPES)
+    impression = serializers.CharField(
+        min_length=1,
+        trim_whitespace=False,
+        max_length=4000,
+        help_text="The `impression` token of the list the event is about.",
+    )
+    product_id = StrictIntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="For a click or an add_to_cart: the product, one the list showed.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        from crosssell.services import tracking
+
+        data = tracking.read_token(attrs["impression"])
+        if data is None:
+            raise serializers.ValidationError(
+                {"impression": ["Not a valid impression token (forged, or older than the "
+                                "attribution window)."]}
+            )  # fmt: skip
+        if attrs["type"] == "impression":
+            if "l" not in data:
+                raise serializers.ValidationError(
+                    {"impression": ["This token's impression was recorded when it was rendered."]}
+                )
+        elif "product_id" not in attrs:
+            raise serializers.ValidationError({"product_id": ["Required for a click or an "
+                                                             "add_to_cart."]})  # fmt: skip
+        elif attrs["product_id"] not in tracking.token_products(data):
+            raise serializers.ValidationError(
+                {"product_id": ["This list did not show this product."]}
+            )
+        attrs["token"] = data
+        return attrs
+
+
+class EventsRequestSerializer(serializers.Serializer):
+    """A batch of events (impressions, clicks, add-to-carts) from a headless storefront."""
+
+    events = BoundedListField(
+        child=EventSerializer(), min_length=1, max_length=MAX_EVENTS,
+        help_text=f"1 to {MAX_EVENTS} events.",
+    )  # fmt: skip
+    visitor = serializers.RegexField(
+        r"^[A-Za-z0-9_-]{1,64}$",
+        required=False,
+        help_text="A stable, anonymous visitor id, for a storefront whose calls carry no cookie "
+        "(by default the visitor's `crosssell_visitor` cookie).",
+    )
+
+
+class EventsAcceptedSerializer(serializers.Serializer):
+    """How many events were queued."""
+
+    accepted = serializers.IntegerField()
 
 
 class ErrorDetailSerializer(serializers.Serializer):

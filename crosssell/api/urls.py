@@ -17,4 +17,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     ),
     path("cart/recommendations/", views.CartRecommendationsView.as_view(), name="cart"),
     path("me/recommendations/", views.MyRecommendationsView.as_view(), name="me"),
+    path("events/", views.EventsView.as_view(), name="events"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -17,12 +18,16 @@ from crosssell.api.serializers import (
     MAX_ID,
     CartRequestSerializer,
     ErrorDetailSerializer,
+    EventsAcceptedSerializer,
+    EventsRequestSerializer,
     LimitQuerySerializer,
     RecommendationListSerializer,
 )
 from crosssell.api.throttling import SCOPE, CrosssellRateThrottle
-from crosssell.models import user_customer_ref
-from crosssell.services import for_you, serving
+from crosssell.conf import settings
+from crosssell.models import Variant, user_customer_ref
+from crosssell.services import cache as cs_cache
+from crosssell.services import for_you, serving, tracking
 from crosssell.services.products import sellable_products
 from crosssell.services.serving import Item
 
@@ -45,6 +50,13 @@ FORBIDDEN = OpenApiResponse(
     description="Not allowed (for a session-authenticated POST: the CSRF token is missing).",
 )
 
+NOT_JSON = OpenApiResponse(ErrorDetailSerializer, description="The body is not JSON.")
+
+
+def post_responses(status: int, body: Any) -> dict[int, Any]:
+    """The documented answers of a JSON POST endpoint."""
+    return {status: body, 400: BAD_REQUEST, 403: FORBIDDEN, 415: NOT_JSON, 429: THROTTLED}
+
 
 class RecommendationView(APIView):
     """The common parts: throttle scope, and the response envelope."""
@@ -55,12 +67,48 @@ class RecommendationView(APIView):
 
     def respond(self, request: Request, items: list[Item]) -> Response:
         """The items in the envelope, with the evidence for staff users only."""
-        user = getattr(request, "user", None)
+        return Response(self.payload(request, items))
+
+    def payload(
+        self, request: Request, items: list[Item], build: int | None = None
+    ) -> dict[str, Any]:
+        """The envelope as plain data (cacheable)."""
         data = RecommendationListSerializer(
-            {"results": items, "build": serving.live_build_id()},
-            context={"request": request, "show_evidence": bool(user and user.is_staff)},
+            {"results": items, "build": build or serving.live_build_id()},
+            context={"request": request, "show_evidence": is_staff(request)},
         ).data
-        return Response(data)
+        return {"results": [dict(r) for r in data["results"]], "build": data["build"]}
+
+    @staticmethod
+    def variant(request: Request, placement: str) -> Variant | None:
+        """The visitor's variant of the placement's running experiment (tracking on)."""
+        if not settings.TRACKING:
+            return None
+        return tracking.variant_for(placement, request._request)
+
+    @staticmethod
+    def with_impression(
+        request: Request,
+        payload: dict[str, Any],
+        placement: str,
+        sources: list[int],
+        variant: Variant | None,
+    ) -> dict[str, Any]:
+        """The payload with a fresh impression token (tracking on), for the client to post to
+        ``events/`` when it shows the list: an API call may be a prefetch, so the impression
+        is not recorded here."""
+        if not settings.TRACKING:
+            return {**payload, "impression": None}
+        results = payload["results"]
+        token = tracking.sign(
+            str(uuid.uuid4()),
+            variant.pk if variant else None,
+            [r["id"] for r in results],
+            l=placement,
+            s=sources,
+            t=[r["strategy"] for r in results],
+        )
+        return {**payload, "impression": token}
 
     def limit(self, request: Request) -> int:
         """The validated ``limit`` query parameter (400 with the reason otherwise)."""
@@ -97,14 +145,40 @@ class FrequentlyBoughtTogetherView(RecommendationView):
     )
     def get(self, request: Request, product_id: str) -> Response:
         limit = self.limit(request)
-        product = None
         # The route takes any segment so that a malformed id gets the API's JSON 404.
-        if product_id.isascii() and product_id.isdigit() and 0 < int(product_id) <= MAX_ID:
-            product = sellable_products().filter(pk=int(product_id)).first()
-        if product is None:
-            raise NotFound("No such product, or it is not for sale.")
-        items = serving.recommend([int(product.pk)], limit, category=serving.category_of(product))
-        return self.respond(request, items)
+        if not (product_id.isascii() and product_id.isdigit() and 0 < int(product_id) <= MAX_ID):
+            raise NotFound(NOT_FOR_SALE)
+        pk = int(product_id)
+        variant = self.variant(request, "product")
+        build = variant.build_id if variant is not None and variant.build_id else None
+        staff = is_staff(request)
+
+        def compute() -> dict[str, Any] | None:
+            product = sellable_products().filter(pk=pk).first()
+            if product is None:
+                return None
+            kw: dict[str, Any] = {"build_id": build} if build else {}
+            category = serving.category_of(product)
+            items = serving.recommend([pk], limit, category=category, **kw)
+            return self.payload(request, items, build)
+
+        # The envelope is cached per cache generation (a build, a pin, a product change start
+        # a new one): a hot product costs no query.
+        key = f"api:fbt:{pk}:{limit}:{build or ''}:{int(staff)}"
+        payload = cs_cache.get_or_set(key, compute, local=True)
+        if payload is None:
+            raise NotFound(NOT_FOR_SALE)
+        if variant is not None and variant.holdout:
+            payload = {**payload, "results": []}  # the holdout sees no recommendations
+        return Response(self.with_impression(request, payload, "product", [pk], variant))
+
+
+NOT_FOR_SALE = "No such product, or it is not for sale."
+
+
+def is_staff(request: Request) -> bool:
+    user = getattr(request, "user", None)
+    return bool(user and user.is_staff)
 
 
 class CartRecommendationsView(RecommendationView):
@@ -117,13 +191,7 @@ class CartRecommendationsView(RecommendationView):
         summary="Recommendations for a cart",
         tags=TAGS,
         request=CartRequestSerializer,
-        responses={
-            200: RecommendationListSerializer,
-            400: BAD_REQUEST,
-            403: FORBIDDEN,
-            415: OpenApiResponse(ErrorDetailSerializer, description="The body is not JSON."),
-            429: THROTTLED,
-        },
+        responses=post_responses(200, RecommendationListSerializer),
     )
     def post(self, request: Request) -> Response:
         cart = CartRequestSerializer(data=request.data)
@@ -158,3 +226,60 @@ class MyRecommendationsView(RecommendationView):
         # The customer comes from the session only: no parameter can name another customer.
         items = for_you.recommend_for_customer(user_customer_ref(request.user), limit)
         return self.respond(request, items)
+
+
+class _Visitor:
+    """The request as the tracking service sees it, with the visitor the body names."""
+
+    def __init__(self, request: Any, visitor: str) -> None:
+        self.session = getattr(request, "session", {})
+        self.crosssell_visitor = visitor
+
+
+class EventsView(APIView):
+    """Impressions, clicks and add-to-carts from a headless storefront's JavaScript."""
+
+    permission_classes = [AllowAny]
+    throttle_classes = [CrosssellRateThrottle]
+    throttle_scope = SCOPE
+    parser_classes = [SafeJSONParser]
+
+    @extend_schema(
+        operation_id="crosssell_events",
+        summary="Record impressions, clicks and add-to-carts",
+        description=(
+            "Each event carries the `impression` token of a list this API returned. An "
+            "`impression` records the list as shown (posting it twice records it once); a "
+            "`click` or an `add_to_cart` names the `product_id` (one the list showed) and is "
+            "credited to the list at checkout, within the attribution window. The events are "
+            "queued and written in bulk; nothing is recorded when any event is invalid."
+        ),
+        tags=TAGS,
+        request=EventsRequestSerializer,
+        responses=post_responses(202, EventsAcceptedSerializer),
+    )
+    def post(self, request: Request) -> Response:
+        body = EventsRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if not settings.TRACKING:
+            return Response({"accepted": 0}, status=202)
+        raw = request._request
+        holder: Any = _Visitor(raw, body.validated_data["visitor"]) if (
+            "visitor" in body.validated_data
+        ) else raw  # fmt: skip
+        visitor = tracking.visitor_id(holder)
+        impressions = []
+        for event in body.validated_data["events"]:
+            data = event["token"]
+            if event["type"] == "impression":
+                impressions.append(
+                    tracking.impression_event(
+                        str(data["l"]), visitor, data.get("s", []), data["p"], data.get("t", []),
+                        data.get("v"), impression=data["i"],
+                    )
+                )  # fmt: skip
+            else:
+                tracking.record_touch(holder, event["impression"], event["type"],
+                                      event["product_id"])  # fmt: skip
+        tracking.push(impressions)
+        return Response({"accepted": len(body.validated_data["events"])}, status=202)

@@ -28,11 +28,16 @@ def _cache() -> Any:
 #: widget; another process's publish or pin is seen within this time, this process's at once.
 LOCAL_SECONDS = 1.0
 _local: dict[str, Any] = {"value": "", "at": 0.0}
+#: Values asked for with ``local=True`` are also kept in the process, for the generation they
+#: were computed in: a hot widget then costs no round trip at all. Bounded, oldest out first.
+LOCAL_VALUES = 4096
+_values: dict[str, tuple[str, Any]] = {}
 
 
 def forget_local() -> None:
-    """Drop the generation remembered in this process (after the cache is cleared)."""
+    """Drop what this process remembers (after the cache is cleared)."""
     _local.update(value="", at=0.0)
+    _values.clear()
 
 
 def version() -> str:
@@ -68,12 +73,21 @@ def bump() -> None:
         logger.warning("crosssell cache unavailable; could not bump the version", exc_info=True)
 
 
-def get_or_set(key: str, compute: Callable[[], T]) -> T:
+def get_or_set(key: str, compute: Callable[[], T], *, local: bool = False) -> T:
     """``compute()`` cached under ``key`` in the current generation; computed when the cache
-    is down (never an error)."""
+    is down (never an error).
+
+    With ``local=True`` the value is also kept in this process until the generation changes
+    (seen within :data:`LOCAL_SECONDS`); it must then be immutable, since every caller in the
+    process shares it.
+    """
     gen = version()
     if not gen:
         return compute()
+    if local:
+        held = _values.get(key)
+        if held is not None and held[0] == gen:
+            return held[1]
     # Hashed: keys may hold spaces or be long (a cart's ids), which memcached refuses.
     full = f"crosssell:{gen}:{hashlib.sha1(key.encode()).hexdigest()}"
     try:
@@ -81,11 +95,14 @@ def get_or_set(key: str, compute: Callable[[], T]) -> T:
     except Exception:
         logger.warning("crosssell cache read failed", exc_info=True)
         return compute()
-    if value is not _MISS:
-        return value
-    value = compute()
-    try:
-        _cache().set(full, value, settings.CACHE_TIMEOUT)
-    except Exception:
-        logger.warning("crosssell cache write failed", exc_info=True)
+    if value is _MISS:
+        value = compute()
+        try:
+            _cache().set(full, value, settings.CACHE_TIMEOUT)
+        except Exception:
+            logger.warning("crosssell cache write failed", exc_info=True)
+    if local:
+        if len(_values) >= LOCAL_VALUES:
+            _values.pop(next(iter(_values)))
+        _values[key] = (gen, value)
     return value

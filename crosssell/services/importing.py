@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from crosssell.conf import settings
 from crosssell.models import Purchase, get_product_model, product_field
+from crosssell.services.products import catalog_changed
 
 PRODUCT_COLUMNS = ("product_id", "name", "category", "price")
 PURCHASE_COLUMNS = (
@@ -172,6 +173,8 @@ def import_interchange(
         report["products_created"] = created
         report["products_updated"] = len(changed) - created
         report["products_unchanged"] = len(products) - len(changed)
+        if changed:
+            catalog_changed()  # written in bulk, without signals: the cached widgets go stale
     return ImportReport(**report, seconds=time.perf_counter() - started)
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Model, Q, QuerySet
 
 from crosssell.models import get_product_model, product_field
+from crosssell.services import cache as cs_cache
 
 
 def products() -> QuerySet[Model]:
@@ -65,3 +67,10 @@ def is_sellable(product: Model) -> bool:
         return False
     stock = read(product, "stock")
     return stock is None or stock > 0
+
+
+def catalog_changed() -> None:
+    """Tell crosssell that products changed behind the ORM's signals (``QuerySet.update``,
+    ``bulk_create``, SQL): the cached widgets and lists are recomputed once the transaction
+    commits. A product saved with ``save()`` or deleted needs no call."""
+    transaction.on_commit(cs_cache.bump)

@@ -13,7 +13,9 @@ import hashlib
 import json
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -48,14 +50,48 @@ return #items
 
 # -- visitors and variants -------------------------------------------------------------------
 
+#: The cookie that keeps a visitor's random id (set by the tracking middleware): no session
+#: row is written for a visitor who only looks.
+COOKIE = "crosssell_visitor"
 
-def visitor_id(session: Any) -> str:
-    """A stable, random visitor id kept in the session (never the user's identity)."""
+
+def valid_visitor(value: Any) -> bool:
+    """A visitor id as this module makes them: 32 hexadecimal digits (or one a test chose)."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= 64
+        and value.isascii()
+        and (value.replace("-", "").replace("_", "").isalnum())
+    )
+
+
+def visitor_id(holder: Any) -> str:
+    """A stable, random visitor id (never the user's identity).
+
+    ``holder`` is a request (the id the middleware read from, or gave to, the visitor's cookie;
+    without the middleware, the session's) or a session.
+    """
+    value = getattr(holder, "crosssell_visitor", None)
+    if value:
+        holder.crosssell_visitor_used = True  # the middleware sets the cookie
+        return str(value)
+    session = getattr(holder, "session", holder)
     value = session.get(SESSION_VISITOR)
     if not value:
         value = uuid.uuid4().hex
         session[SESSION_VISITOR] = value
     return str(value)
+
+
+def _session(holder: Any) -> Any:
+    """The session of a request, or ``holder`` itself when it is one."""
+    return getattr(holder, "session", holder)
+
+
+def variant_for(placement: str, holder: Any) -> Variant | None:
+    """The variant of the placement's running experiment that this visitor sees, if any."""
+    running = active_experiment(placement)
+    return assign(running[0], running[1], visitor_id(holder)) if running else None
 
 
 def active_experiment(placement: str) -> tuple[Experiment, list[Variant]] | None:
@@ -72,7 +108,7 @@ def active_experiment(placement: str) -> tuple[Experiment, list[Variant]] | None
         variants = list(exp.variants.order_by("pk"))
         return (exp, variants) if variants else None
 
-    return cs_cache.get_or_set(f"experiment:{placement}", compute)
+    return cs_cache.get_or_set(f"experiment:{placement}", compute, local=True)
 
 
 def running_experiment() -> tuple[Experiment, list[Variant]] | None:
@@ -83,7 +119,7 @@ def running_experiment() -> tuple[Experiment, list[Variant]] | None:
         variants = list(exp.variants.order_by("pk")) if exp else []
         return (exp, variants) if exp and variants else None
 
-    return cs_cache.get_or_set("experiment:running", compute)
+    return cs_cache.get_or_set("experiment:running", compute, local=True)
 
 
 def assign(experiment: Experiment, variants: Sequence[Variant], visitor: str) -> Variant:
@@ -102,12 +138,38 @@ def assign(experiment: Experiment, variants: Sequence[Variant], visitor: str) ->
 
 
 def _redis() -> Any | None:
-    """The raw Redis client behind the cache, when the cache is Redis."""
+    """The raw Redis client behind the cache, when the cache is Redis.
+
+    Kept on the cache's client (one per thread), since making one builds its tables anew: that
+    took longer than the push itself.
+    """
     cache = caches[settings.CACHE_ALIAS]
     client = getattr(cache, "_cache", None)
     if client is None or not hasattr(client, "get_client"):
         return None
-    return client.get_client(write=True)
+    held = getattr(client, "_crosssell_writer", None)
+    if held is None:
+        held = client.get_client(write=True)
+        client._crosssell_writer = held
+    return held
+
+
+#: The events of the current request, queued together when it ends (see :func:`collecting`).
+_pending: ContextVar[list[str] | None] = ContextVar("crosssell_pending_events", default=None)
+
+
+@contextmanager
+def collecting() -> Iterator[None]:
+    """Hold the events pushed inside the block and queue them in one round trip at its end
+    (the middleware wraps each request in it: a page with three widgets costs one push)."""
+    token = _pending.set([])
+    try:
+        yield
+    finally:
+        held = _pending.get()
+        _pending.reset(token)
+        if held:
+            _queue(held)
 
 
 def push(events: Iterable[dict[str, Any]]) -> None:
@@ -115,6 +177,14 @@ def push(events: Iterable[dict[str, Any]]) -> None:
     payload = [json.dumps(e, separators=(",", ":"), default=str) for e in events]
     if not payload:
         return
+    held = _pending.get()
+    if held is not None:
+        held.extend(payload)
+        return
+    _queue(payload)
+
+
+def _queue(payload: list[str]) -> None:
     redis = _redis()
     if redis is not None:
         try:
@@ -203,11 +273,41 @@ def _when(event: dict[str, Any]) -> datetime:
 
 @dataclass(frozen=True)
 class Rendered:
-    """What a widget needs to carry its impression: the signed token for links and forms."""
+    """What a widget needs to carry its impression: the signed token of its links and forms."""
 
     impression: str
     token: str
     variant: Variant | None
+
+
+def impression_event(
+    placement: str,
+    visitor: str,
+    sources: Sequence[int],
+    products: Sequence[int],
+    strategies: Sequence[str],
+    variant: int | None,
+    impression: str | None = None,
+) -> dict[str, Any]:
+    """The queued form of one impression."""
+    return {
+        "type": "impression",
+        "id": impression or str(uuid.uuid4()),
+        "at": timezone.now().isoformat(),
+        "placement": placement,
+        "visitor": visitor,
+        "variant": variant,
+        "sources": [int(s) for s in sources],
+        "products": [int(p) for p in products],
+        "strategies": list(strategies),
+    }
+
+
+def sign(impression: str, variant: int | None, products: Sequence[int], **extra: Any) -> str:
+    """The token of one impression: its id, variant and products, signed once for the whole
+    list (a link adds the product it leads to, which must be one of them)."""
+    data = {"i": impression, "v": variant, "p": [int(p) for p in products], **extra}
+    return signing.dumps(data, salt=SIGNER_SALT, compress=len(products) > 8)
 
 
 def record_impression(
@@ -219,35 +319,12 @@ def record_impression(
     variant: Variant | None = None,
 ) -> Rendered:
     """Queue one impression; returns its id and the token the widget's links carry."""
-    impression = uuid.uuid4()
-    push(
-        [
-            {
-                "type": "impression",
-                "id": str(impression),
-                "at": timezone.now().isoformat(),
-                "placement": placement,
-                "visitor": visitor,
-                "variant": variant.pk if variant else None,
-                "sources": [int(s) for s in sources],
-                "products": [int(p) for p in products],
-                "strategies": list(strategies),
-            }
-        ]
+    event = impression_event(
+        placement, visitor, sources, products, strategies, variant.pk if variant else None
     )
-    token = signing.dumps(
-        {"i": str(impression), "v": variant.pk if variant else None}, salt=SIGNER_SALT
-    )
-    return Rendered(str(impression), token, variant)
-
-
-def item_token(rendered: Rendered, product_id: int) -> str:
-    """The token one item's link or checkbox carries: its impression, variant and product."""
-    return signing.dumps(
-        {"i": rendered.impression, "v": rendered.variant.pk if rendered.variant else None,
-         "p": int(product_id)},
-        salt=SIGNER_SALT,
-    )  # fmt: skip
+    push([event])
+    token = sign(event["id"], event["variant"], event["products"])
+    return Rendered(event["id"], token, variant)
 
 
 def read_token(token: str) -> dict[str, Any] | None:
@@ -256,24 +333,38 @@ def read_token(token: str) -> dict[str, Any] | None:
         data = signing.loads(token, salt=SIGNER_SALT, max_age=settings.ATTRIBUTION_WINDOW)
     except signing.BadSignature:
         return None
-    return data if isinstance(data, dict) and "i" in data else None
+    if not isinstance(data, dict) or not isinstance(data.get("i"), str):
+        return None
+    return data
 
 
-def record_touch(session: Any, token: str, event_type: str, product_id: int | None = None) -> bool:
+def token_products(data: dict[str, Any]) -> set[int]:
+    """The products an impression token vouches for."""
+    shown = data.get("p")
+    if isinstance(shown, list):
+        return {int(p) for p in shown if isinstance(p, int)}
+    return set()
+
+
+def record_touch(holder: Any, token: str, event_type: str, product_id: int | None = None) -> bool:
     """A click or an add-to-cart from a widget: queue the event and remember it in the session
-    so checkout can attribute the order line. The product is the token's own (an item token)
-    or ``product_id``. Returns ``False`` for a bad token."""
+    so checkout can attribute the order line.
+
+    ``holder`` is the request (or its session); ``product_id`` must be one of the products the
+    impression showed. Returns ``False`` for a bad token or a product it did not show.
+    """
     data = read_token(token)
-    if data is None:
+    if data is None or product_id is None:
         return False
-    product_id = data.get("p", product_id)
-    if product_id is None:
+    product_id = int(product_id)
+    if product_id not in token_products(data):
         return False
+    session = _session(holder)
     touches = dict(session.get(SESSION_TOUCHES, {}))
-    earlier = touches.get(str(int(product_id)))
+    earlier = touches.get(str(product_id))
     if event_type == Event.Type.CLICK and earlier and earlier[0] == data["i"]:
         return True  # the same link again (a reload, a redirect back): one click
-    visitor = visitor_id(session)
+    visitor = visitor_id(holder)
     push(
         [
             {
@@ -283,21 +374,23 @@ def record_touch(session: Any, token: str, event_type: str, product_id: int | No
                 "impression": data["i"],
                 "variant": data.get("v"),
                 "visitor": visitor,
-                "product": int(product_id),
+                "product": product_id,
             }
         ]
     )
-    touches[str(int(product_id))] = [data["i"], data.get("v"), timezone.now().isoformat()]
+    touches[str(product_id)] = [data["i"], data.get("v"), timezone.now().isoformat()]
     session[SESSION_TOUCHES] = touches
     return True
 
 
-def attribute_order(session: Any, order_ref: str, lines: Sequence[tuple[int, int, Decimal]]) -> int:
-    """At checkout: one purchase event per line of ``(product, quantity, unit price)``, tied to
-    the impression the product was clicked or added from within the attribution window, and to
-    the visitor's variant of the running experiment (so holdouts count their orders too).
-    Returns how many lines were attributed to an impression."""
-    visitor = visitor_id(session)
+def attribute_order(holder: Any, order_ref: str, lines: Sequence[tuple[int, int, Decimal]]) -> int:
+    """At checkout (``holder``: the request, or its session): one purchase event per line of
+    ``(product, quantity, unit price)``, tied to the impression the product was clicked or added
+    from within the attribution window, and to the visitor's variant of the running experiment
+    (so holdouts count their orders too). Returns how many lines were attributed to an
+    impression."""
+    visitor = visitor_id(holder)
+    session = _session(holder)
     touches: dict[str, list[Any]] = dict(session.get(SESSION_TOUCHES, {}))
     window = timedelta(seconds=settings.ATTRIBUTION_WINDOW)
     now = timezone.now()

@@ -1,25 +1,36 @@
-"""``{% load crosssell %}``: the recommendation widgets, as inclusion tags.
+"""``{% load crosssell %}``: the recommendation widgets.
 
 Each tag is a thin call to :func:`crosssell.services.serving.recommend` and renders an
-overridable template in ``crosssell/``. A widget costs a fixed number of queries whatever its
-length (the ranked ids and the fallbacks are cached; the products come in one query), and
+overridable template in ``crosssell/``. The rendered HTML is cached per cache generation (a new
+build, a pin, a changed product start a new one) and per variant, with marks where the
+per-request parts go (the impression's signed token, the CSRF token, the ``next`` URL): a hot
+widget costs no query and no template rendering, only the marks' replacement and one queued
+impression. On a miss a widget costs a fixed number of queries whatever its length. A widget
 renders nothing when there is nothing to show.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import zlib
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from django import template
 from django.db.models import Model
+from django.middleware.csrf import get_token
+from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
+from django.utils.crypto import salted_hmac
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 from crosssell.conf import settings
-from crosssell.models import Purchase, Recommendation, user_customer_ref
+from crosssell.models import Purchase, Recommendation, Variant, user_customer_ref
+from crosssell.services import cache as cs_cache
 from crosssell.services import tracking
 from crosssell.services.products import is_sellable, price_of, read
 from crosssell.services.serving import MAX_CART, Item, category_of, recommend
@@ -48,7 +59,7 @@ class Card:
         """The product's URL, carrying the widget's impression when tracking is on."""
         if not self.token or not self.url:
             return self.url
-        return f"{self.url}{'&' if '?' in self.url else '?'}cs={self.token}"
+        return f"{self.url}{'&' if '?' in self.url else '?'}cs={self.token}&csp={self.id}"
 
     @property
     def price_cents(self) -> int:
@@ -59,7 +70,7 @@ class Card:
         return self.name[:1].upper()
 
 
-def card(product: Model, strategy: str = "", pinned: bool = False) -> Card:
+def card(product: Model, strategy: str = "", pinned: bool = False, token: str = "") -> Card:
     """A loaded product as a :class:`Card` (no query: everything is on the row)."""
     url_of = getattr(product, "get_absolute_url", None)
     category = category_of(product) or ""
@@ -73,34 +84,102 @@ def card(product: Model, strategy: str = "", pinned: bool = False) -> Card:
         hue=zlib.crc32(category.split(" > ")[0].encode()) % 360,
         strategy=strategy,
         pinned=pinned,
+        token=token,
     )
 
 
-def cards(items: list[Item]) -> list[Card]:
-    return [card(i.product, i.slot.strategy, i.slot.pinned) for i in items]
+def cards(items: list[Item], token: str = "") -> list[Card]:
+    return [card(i.product, i.slot.strategy, i.slot.pinned, token) for i in items]
 
 
-def track(
-    context: template.Context, placement: str, sources: list[int], items: list[Card]
-) -> list[Card]:
-    """Record the impression of a rendered list and give each item its signed token; a
-    visitor in a holdout variant of the placement's experiment sees no widget at all."""
+@dataclass(frozen=True)
+class Fragment:
+    """A rendered widget with its marks, and what its impression records."""
+
+    html: str
+    ids: tuple[int, ...]
+    strategies: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Marks:
+    """Stand-ins for the per-request parts of a cached widget: hexadecimal strings derived from
+    ``SECRET_KEY``, so that no product text can contain one, and left alone by HTML escaping."""
+
+    token: str
+    csrf: str
+    next: str
+
+
+@functools.cache
+def marks() -> Marks:
+    base = salted_hmac("crosssell.marks", "widget").hexdigest()[:20]
+    return Marks(f"cs{base}t", f"cs{base}c", f"cs{base}n")
+
+
+#: ``build(limit, build_id, token)`` -> the template's context and the list's cards.
+Builder = Callable[[int | None, str], tuple[dict[str, Any], list[Card]]]
+
+
+def render_widget(
+    context: template.Context,
+    placement: str,
+    template_name: str,
+    sources: list[int],
+    key: str,
+    build: Builder,
+) -> SafeString:
+    """Render (or reuse) one widget and record its impression.
+
+    A visitor in a holdout variant of the placement's experiment sees no widget at all (the
+    impression is recorded, empty); a variant with a build of its own is served from it.
+    """
     request = context.get("request")
-    session = getattr(request, "session", None)
-    if not settings.TRACKING or session is None:
-        return items
-    visitor = tracking.visitor_id(session)
-    running = tracking.active_experiment(placement)
-    variant = tracking.assign(running[0], running[1], visitor) if running else None
+    tracked = bool(settings.TRACKING) and hasattr(request, "session")
+    variant: Variant | None = tracking.variant_for(placement, request) if tracked else None
     if variant is not None and variant.holdout:
+        visitor = tracking.visitor_id(request)
         tracking.record_impression(placement, visitor, sources, [], [], variant)
-        return []
-    if not items:
-        return items
-    rendered = tracking.record_impression(
-        placement, visitor, sources, [c.id for c in items], [c.strategy for c in items], variant
-    )
-    return [replace(c, token=tracking.item_token(rendered, c.id)) for c in items]
+        return SafeString("")
+    build_id: int | None = getattr(variant, "build_id", None)
+    if request is None:  # rendered outside a request (an e-mail): nothing to cache or track
+        ctx, items = build(build_id, "")
+        ctx["next"] = ""
+        return _render(template_name, ctx, items)
+    mark = marks()
+
+    def compute() -> Fragment:
+        ctx, items = build(build_id, mark.token if tracked else "")
+        if not items:
+            return Fragment("", (), ())
+        ctx.update(csrf_token=mark.csrf, next=mark.next if ctx.get("next") else "")
+        html = render_to_string(template_name, ctx)
+        return Fragment(html, tuple(c.id for c in items), tuple(c.strategy for c in items))
+
+    full_key = f"html:{template_name}:{key}:{build_id or ''}:{int(tracked)}"
+    fragment = cs_cache.get_or_set(full_key, compute, local=True)
+    if not fragment.ids:
+        return SafeString("")
+    html = fragment.html
+    if tracked:
+        visitor = tracking.visitor_id(request)
+        shown = tracking.record_impression(
+            placement, visitor, sources, fragment.ids, fragment.strategies, variant
+        )
+        html = html.replace(mark.token, shown.token)
+    if mark.csrf in html:
+        # The page's own token when it has one (masking a new one costs more than the rest).
+        csrf = str(context.get("csrf_token") or "")
+        if not csrf or csrf == "NOTPROVIDED":
+            csrf = get_token(request)
+        html = html.replace(mark.csrf, csrf)
+    if mark.next in html:
+        html = html.replace(mark.next, escape(request.get_full_path()))
+    return mark_safe(html)
+
+
+def _render(template_name: str, ctx: dict[str, Any], items: list[Card]) -> SafeString:
+    return mark_safe(render_to_string(template_name, ctx)) if items else SafeString("")
 
 
 def add_to_cart_url() -> str:
@@ -123,74 +202,124 @@ def _limit(limit: Any) -> int:
     return max(1, min(n, int(settings.MAX_LIMIT)))
 
 
-def _base(context: template.Context, widget: str, items: list[Card]) -> dict[str, Any]:
-    request = context.get("request")
-    return {
-        "widget": widget,
-        "items": items,
-        "add_url": add_to_cart_url(),
-        "next": request.get_full_path() if request is not None else "",
-        "request": request,
-    }
+def _base(widget: str, items: list[Card]) -> dict[str, Any]:
+    return {"widget": widget, "items": items, "add_url": add_to_cart_url(), "next": True}
 
 
-@register.inclusion_tag("crosssell/frequently_bought_together.html", takes_context=True)
+def _build_kw(build_id: int | None) -> dict[str, Any]:
+    return {"build_id": build_id} if build_id else {}
+
+
+@register.simple_tag(takes_context=True)
 def frequently_bought_together(
     context: template.Context, product: Model | None, limit: Any = None
-) -> dict[str, Any]:
+) -> SafeString:
     """The product and what is bought with it, with checkboxes, the bundle's price and one
     "add selected to cart" button."""
     if product is None:
-        return {"items": []}
-    items = cards(recommend([product.pk], _limit(limit), category=category_of(product)))
-    items = track(context, "product", [int(product.pk)], items)
-    main = card(product, "this item")
-    sellable = is_sellable(product)
-    bundle = ([main] if sellable else []) + items
-    return {
-        **_base(context, "frequently-bought-together", items),
-        "product": main,
-        "product_sellable": sellable,
-        "bundle_total": sum((c.price for c in bundle), Decimal("0")),
-        "bundle_count": len(bundle),
-    }
+        return SafeString("")
+    n = _limit(limit)
+
+    def build(build_id: int | None, token: str) -> tuple[dict[str, Any], list[Card]]:
+        found = recommend([product.pk], n, category=category_of(product), **_build_kw(build_id))
+        items = cards(found, token)
+        main = card(product, "this item")
+        sellable = is_sellable(product)
+        bundle = ([main] if sellable else []) + items
+        return {
+            **_base("frequently-bought-together", items),
+            "product": main,
+            "product_sellable": sellable,
+            "bundle_total": sum((c.price for c in bundle), Decimal("0")),
+            "bundle_count": len(bundle),
+            "impression_token": token,
+        }, items
+
+    return render_widget(
+        context,
+        "product",
+        "crosssell/frequently_bought_together.html",
+        [int(product.pk)],
+        f"fbt:{product.pk}:{n}",
+        build,
+    )
 
 
-@register.inclusion_tag("crosssell/cart_recommendations.html", takes_context=True)
+@register.simple_tag(takes_context=True)
 def cart_recommendations(
     context: template.Context, cart_product_ids: Any, limit: Any = None
-) -> dict[str, Any]:
+) -> SafeString:
     """What completes this cart; never a product already in it."""
-    ids = [int(i) for i in (cart_product_ids or [])]
-    items = cards(recommend(ids, _limit(limit))) if ids else []
-    return _base(context, "cart-recommendations", track(context, "cart", ids, items))
+    ids = sorted({int(i) for i in (cart_product_ids or [])})[:MAX_CART]
+    if not ids:
+        return SafeString("")
+    n = _limit(limit)
+
+    def build(build_id: int | None, token: str) -> tuple[dict[str, Any], list[Card]]:
+        items = cards(recommend(ids, n, **_build_kw(build_id)), token)
+        return _base("cart-recommendations", items), items
+
+    return render_widget(
+        context,
+        "cart",
+        "crosssell/cart_recommendations.html",
+        ids,
+        f"cart:{','.join(map(str, ids))}:{n}",
+        build,
+    )
 
 
-@register.inclusion_tag("crosssell/also_bought.html", takes_context=True)
-def also_bought(
-    context: template.Context, product: Model | None, limit: Any = None
-) -> dict[str, Any]:
+@register.simple_tag(takes_context=True)
+def also_bought(context: template.Context, product: Model | None, limit: Any = None) -> SafeString:
     """Customers who bought this also bought."""
     if product is None:
-        return {"items": []}
-    items = recommend(
-        [product.pk],
-        _limit(limit),
-        kind=Recommendation.Kind.ALSO_BOUGHT,
-        category=category_of(product),
+        return SafeString("")
+    n = _limit(limit)
+
+    def build(build_id: int | None, token: str) -> tuple[dict[str, Any], list[Card]]:
+        found = recommend(
+            [product.pk],
+            n,
+            kind=Recommendation.Kind.ALSO_BOUGHT,
+            category=category_of(product),
+            **_build_kw(build_id),
+        )
+        items = cards(found, token)
+        return _base("also-bought", items), items
+
+    return render_widget(
+        context,
+        "also_bought",
+        "crosssell/also_bought.html",
+        [int(product.pk)],
+        f"also:{product.pk}:{n}",
+        build,
     )
-    tracked = track(context, "also_bought", [int(product.pk)], cards(items))
-    return _base(context, "also-bought", tracked)
 
 
-@register.inclusion_tag("crosssell/recommended_for_you.html", takes_context=True)
-def recommended_for_you(context: template.Context, user: Any, limit: Any = None) -> dict[str, Any]:
+@register.simple_tag(takes_context=True)
+def recommended_for_you(context: template.Context, user: Any, limit: Any = None) -> SafeString:
     """For a signed-in customer, what goes with what they bought; nothing for a visitor."""
     ref = user_customer_ref(user)
     if not ref:
-        return {"items": []}
+        return SafeString("")
     recent = Purchase.objects.filter(customer_ref=ref).order_by("-purchased_at", "-pk")
     bought = list(dict.fromkeys(recent.values_list("product_id", flat=True)[: 4 * MAX_CART]))
-    items = recommend(bought[:MAX_CART], _limit(limit), exclude=bought)
-    tracked = track(context, "for_you", bought[:MAX_CART], cards(items))
-    return _base(context, "recommended-for-you", tracked)
+    if not bought:
+        return SafeString("")
+    n = _limit(limit)
+
+    def build(build_id: int | None, token: str) -> tuple[dict[str, Any], list[Card]]:
+        found = recommend(bought[:MAX_CART], n, exclude=bought, **_build_kw(build_id))
+        items = cards(found, token)
+        return _base("recommended-for-you", items), items
+
+    history = zlib.crc32(",".join(map(str, bought)).encode())
+    return render_widget(
+        context,
+        "for_you",
+        "crosssell/recommended_for_you.html",
+        bought[:MAX_CART],
+        f"you:{history}:{len(bought)}:{n}",
+        build,
+    )

@@ -168,8 +168,37 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-#: The one refusal of schema-valid input by design: a cart of products that do not exist.
+#: A refusal of schema-valid input by design: a cart of products that do not exist.
 UNKNOWN_CART = {"product_ids": ["None of these products exists."]}
+#: And an event whose impression token is not one the API signed (no schema can say which
+#: strings carry a valid signature), or that names a product its list did not show.
+EVENT_REFUSALS = (
+    "Not a valid impression token",
+    "This token's impression was recorded",
+    "Required for a click",
+    "This list did not show",
+)
+
+
+def _refused_by_design(body: Any) -> bool:
+    if body == UNKNOWN_CART:
+        return True
+    reasons: list[str] = []
+
+    def collect(value: Any) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+        else:
+            reasons.append(str(value))
+
+    if not isinstance(body, dict) or set(body) != {"events"}:
+        return False
+    collect(body)
+    return bool(reasons) and all(r.startswith(EVENT_REFUSALS) for r in reasons)
 
 
 def fuzz(
@@ -207,21 +236,39 @@ def fuzz(
         for mode in MODES:
             strategy = operation.as_strategy(generation_mode=mode)
             if mode is GenerationMode.POSITIVE and known_ids:
-                strategy = st.tuples(strategy, st.sampled_from(known_ids), st.booleans()).map(
-                    _with_known_id
-                )
+                token = _token(known_ids)
+                strategy = st.tuples(
+                    strategy, st.sampled_from(known_ids), st.booleans(), st.just(token)
+                ).map(_with_known_id)
             run = _Run(f"{operation.label} [{mode.value}]", app, cookies, report, progress)
             run.send_all(strategy, max_examples, seed)
     return report
 
 
-def _with_known_id(drawn: tuple[Any, int, bool]) -> Any:
-    case, product_id, replace = drawn
+def _token(known_ids: list[int]) -> str:
+    """An impression token as the API signs them, for a list that showed every known product."""
+    from crosssell.services import tracking
+
+    return tracking.sign(
+        "00000000-0000-4000-8000-000000000000", None, known_ids, l="product",
+        s=known_ids[:1], t=["fuzz"] * len(known_ids),
+    )  # fmt: skip
+
+
+def _with_known_id(drawn: tuple[Any, int, bool, str]) -> Any:
+    case, product_id, replace, token = drawn
     if replace:
         if case.path_parameters and "product_id" in case.path_parameters:
             case.path_parameters["product_id"] = product_id
         elif isinstance(case.body, dict) and case.body.get("product_ids"):
             case.body["product_ids"][0] = product_id
+        elif isinstance(case.body, dict) and isinstance(case.body.get("events"), list):
+            # Events of a list the API returned: a real token, and a product it showed.
+            for event in case.body["events"]:
+                if isinstance(event, dict):
+                    event["impression"] = token
+                    if "product_id" in event:
+                        event["product_id"] = product_id
     return case
 
 
@@ -269,7 +316,7 @@ class _Run:
             )
             return
         excluded = []
-        if response.status_code == 400 and _json(response) == UNKNOWN_CART:
+        if response.status_code == 400 and _refused_by_design(_json(response)):
             excluded.append(positive_data_acceptance)
         try:
             case.validate_response(
