@@ -5,8 +5,8 @@ Runs the sample shop under gunicorn on PostgreSQL and Redis, loads it with wrk, 
   recommendations): ``api_ratio = fbt_rps / bare_rps``;
 - a product page with the widgets against the same page without them (``?widgets=0``):
   ``page_ratio``.
-Each pair is run alternately (A B A B) after a warm-up, and averaged, so that machine noise hits
-both sides alike.
+Each pair is run A B B A after a warm-up (and a VACUUM ANALYZE of the fresh data), and
+averaged, so that machine noise and drift hit both sides alike.
 
 Usage: .venv/bin/python benchmarks/serving.py [--json] [--duration 10] [--connections 8]
 Needs wrk (Debian: apt-get install wrk), PostgreSQL and Redis.
@@ -142,7 +142,20 @@ def prepare_shop(
     demo = [PY, "manage.py", "shop_demo", "--products", str(products), "--orders", str(orders)]
     run(demo, {**env, "DJANGO_DEBUG": "1", "REDIS_URL": ""})
     subprocess.run(["redis-cli", "-u", redis_url, "FLUSHDB"], check=True, capture_output=True)
+    vacuum(database_url)
     return env, product_ids(database_url, 200)
+
+
+def vacuum(url: str) -> None:
+    """VACUUM ANALYZE the fresh data now, so that autovacuum does not do it during a run."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
+#: Each pair is measured A B B A: a drift of the machine during the run hits both sides alike.
+ORDER = (0, 1, 1, 0)
 
 
 def start_gunicorn(env: dict[str, str], workers: int) -> tuple[subprocess.Popen[bytes], str]:
@@ -209,10 +222,10 @@ def main() -> None:
             for path in (with_recs, without):
                 wrk(base, path, ids, 3, a.connections)
             runs: dict[str, list[dict[str, float]]] = {"with": [], "without": []}
-            for _ in range(2):
-                for side, path in (("with", with_recs), ("without", without)):
-                    runs[side].append(wrk(base, path, ids, a.duration, a.connections))
-                    print(f"{name} {side}: {runs[side][-1]}", file=log)
+            sides = (("with", with_recs), ("without", without))
+            for side, path in (sides[i] for i in ORDER):
+                runs[side].append(wrk(base, path, ids, a.duration, a.connections))
+                print(f"{name} {side}: {runs[side][-1]}", file=log)
             results[name] = {
                 side: {
                     "rps": sum(r["rps"] for r in rs) / len(rs),

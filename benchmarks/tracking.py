@@ -2,7 +2,7 @@
 
 1. Throughput, side by side in one run: two gunicorn servers of the sample shop on the same
    PostgreSQL and Redis, one with ``CROSSSELL_TRACKING=1`` and one with ``0``, both serving the
-   product page with its two widgets; wrk loads them alternately (A B A B, after a warm-up), and
+   product page with its two widgets; wrk loads them A B B A after a warm-up, and
    ``ratio = rps(tracking on) / rps(tracking off)``. wrk keeps no cookie, so every request is a
    new visitor: the page records two impressions and sets the visitor's cookie each time.
 2. Delivery: with no Celery worker running (the flush is late), a client browses the tracked
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving import prepare_shop, report, shop_arguments, start_gunicorn, stop, wait_up, wrk
+from serving import ORDER, prepare_shop, report, shop_arguments, start_gunicorn, stop, wait_up, wrk
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -49,13 +49,13 @@ def throughput(
         for base in (base_on, base_off):
             wrk(base, PAGE, ids, 3, a.connections)  # warm-up: caches, connections
         runs: dict[str, list[float]] = {"on": [], "off": []}
-        for _ in range(2):
-            for side, base in (("on", base_on), ("off", base_off)):
-                result = wrk(base, PAGE, ids, a.duration, a.connections)
-                if result["errors"]:
-                    raise SystemExit(f"{result['errors']} errors with tracking {side}")
-                runs[side].append(result["rps"])
-                print(f"tracking {side}: {result}", file=log)
+        sides = (("on", base_on), ("off", base_off))
+        for side, base in (sides[i] for i in ORDER):
+            result = wrk(base, PAGE, ids, a.duration, a.connections)
+            if result["errors"]:
+                raise SystemExit(f"{result['errors']} errors with tracking {side}")
+            runs[side].append(result["rps"])
+            print(f"tracking {side}: {result}", file=log)
     finally:
         stop(on)
         stop(off)

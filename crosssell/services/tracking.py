@@ -9,9 +9,11 @@ duplicates nothing. Without Redis (or when it is down) events are written direct
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import os
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,11 +23,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.core import signing
 from django.core.cache import caches
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from redis.exceptions import ResponseError
 
 from crosssell.conf import settings
 from crosssell.models import Event, Experiment, Impression, Variant
@@ -143,9 +147,8 @@ def _redis() -> Any | None:
     Kept on the cache's client (one per thread), since making one builds its tables anew: that
     took longer than the push itself.
     """
-    cache = caches[settings.CACHE_ALIAS]
-    client = getattr(cache, "_cache", None)
-    if client is None or not hasattr(client, "get_client"):
+    client = _cache_client()
+    if client is None:
         return None
     held = getattr(client, "_crosssell_writer", None)
     if held is None:
@@ -154,14 +157,105 @@ def _redis() -> Any | None:
     return held
 
 
+def _cache_client() -> Any | None:
+    cache = caches[settings.CACHE_ALIAS]
+    client = getattr(cache, "_cache", None)
+    return client if client is not None and hasattr(client, "get_client") else None
+
+
+#: How many pushes a thread sends before it reads Redis's answers to them.
+CONFIRM_EVERY = 32
+
+
+class _Sender:
+    """Pushes events on a connection of its own (one per thread and process).
+
+    A request's push does not wait for Redis's answer: the answers are read together every
+    :data:`CONFIRM_EVERY` pushes (or by :func:`settle`), long after they arrived, so a request
+    costs one write to the socket. Until its answer is read a push stays in memory; when Redis
+    refuses it or the connection fails, its events are written to the database instead (their
+    ids make a later second write harmless).
+    """
+
+    def __init__(self, redis: Any) -> None:
+        self.pool = redis.connection_pool
+        self.conn: Any = None
+        self.pid = os.getpid()
+        self.unconfirmed: list[list[str]] = []
+
+    def send(self, payload: list[str], *, wait: bool) -> None:
+        if wait or len(self.unconfirmed) >= CONFIRM_EVERY:
+            self.settle()
+        try:
+            if self.conn is None or self.pid != os.getpid():
+                self.pid = os.getpid()
+                self.unconfirmed = []  # a forked child never sent its parent's pushes
+                self.conn = self.pool.get_connection()
+            self.conn.send_packed_command(self.conn.pack_command("RPUSH", QUEUE, *payload))
+        except Exception:
+            self.drop()
+            raise
+        self.unconfirmed.append(payload)
+        if wait:
+            self.settle()
+
+    def settle(self) -> None:
+        """Read the answers to the pushes sent; write the events Redis did not take now."""
+        pushes, self.unconfirmed = self.unconfirmed, []
+        for n, payload in enumerate(pushes):
+            try:
+                self.conn.read_response()
+            except Exception as exc:
+                refused = [payload]
+                if not isinstance(exc, ResponseError):  # the connection: the rest is unknown
+                    refused += pushes[n + 1 :]
+                    self.drop()
+                self.rescue(refused)
+                if self.conn is None:
+                    return
+
+    @staticmethod
+    def rescue(pushes: list[list[str]]) -> None:
+        events = [json.loads(p) for payload in pushes for p in payload]
+        logger.warning("event queue did not confirm: writing %d event(s) now", len(events))
+        try:
+            write(events)
+        except Exception:  # the page is served all the same
+            logger.exception("%d tracking event(s) lost: no queue, no database", len(events))
+
+    def drop(self) -> None:
+        if self.conn is not None:
+            self.conn.disconnect()
+        self.conn = None
+
+
+def _sender() -> _Sender | None:
+    client = _cache_client()
+    redis = _redis()
+    if client is None or redis is None:
+        return None
+    held: _Sender | None = getattr(client, "_crosssell_sender", None)
+    if held is None:
+        held = client._crosssell_sender = _Sender(redis)
+    return held
+
+
+def settle() -> None:
+    """Make sure every event this thread pushed is in Redis (or written)."""
+    sender = _sender()
+    if sender is not None:
+        sender.settle()
+
+
 #: The events of the current request, queued together when it ends (see :func:`collecting`).
 _pending: ContextVar[list[str] | None] = ContextVar("crosssell_pending_events", default=None)
 
 
 @contextmanager
 def collecting() -> Iterator[None]:
-    """Hold the events pushed inside the block and queue them in one round trip at its end
-    (the middleware wraps each request in it: a page with three widgets costs one push)."""
+    """Hold the events pushed inside the block and queue them in one push at its end, without
+    waiting for Redis's answer (the middleware wraps each request in it: a page with three
+    widgets costs one push, and no round trip)."""
     token = _pending.set([])
     try:
         yield
@@ -169,7 +263,7 @@ def collecting() -> Iterator[None]:
         held = _pending.get()
         _pending.reset(token)
         if held:
-            _queue(held)
+            _queue(held, wait=False)
 
 
 def push(events: Iterable[dict[str, Any]]) -> None:
@@ -181,14 +275,14 @@ def push(events: Iterable[dict[str, Any]]) -> None:
     if held is not None:
         held.extend(payload)
         return
-    _queue(payload)
+    _queue(payload, wait=True)
 
 
-def _queue(payload: list[str]) -> None:
-    redis = _redis()
-    if redis is not None:
+def _queue(payload: list[str], *, wait: bool) -> None:
+    sender = _sender()
+    if sender is not None:
         try:
-            redis.rpush(QUEUE, *payload)
+            sender.send(payload, wait=wait)
             return
         except Exception:
             logger.warning("event queue unavailable: writing %d event(s) now", len(payload))
@@ -197,6 +291,7 @@ def _queue(payload: list[str]) -> None:
 
 def flush(batch: int = 1000, max_batches: int = 1000) -> int:
     """Write queued events to the database in bulk; returns how many were written."""
+    settle()
     redis = _redis()
     if redis is None:
         return 0
@@ -214,6 +309,7 @@ def flush(batch: int = 1000, max_batches: int = 1000) -> int:
 
 def pending() -> int:
     """Events waiting in the queue (and in a flush's processing list)."""
+    settle()
     redis = _redis()
     return 0 if redis is None else int(redis.llen(QUEUE) + redis.llen(PROCESSING))
 
@@ -307,7 +403,13 @@ def sign(impression: str, variant: int | None, products: Sequence[int], **extra:
     """The token of one impression: its id, variant and products, signed once for the whole
     list (a link adds the product it leads to, which must be one of them)."""
     data = {"i": impression, "v": variant, "p": [int(p) for p in products], **extra}
-    return signing.dumps(data, salt=SIGNER_SALT, compress=len(products) > 8)
+    return _signer(django_settings.SECRET_KEY).sign_object(data, compress=len(products) > 8)
+
+
+@functools.lru_cache(maxsize=4)
+def _signer(secret: str) -> signing.TimestampSigner:
+    """One signer per secret key (making one per token cost a third of the signing)."""
+    return signing.TimestampSigner(key=secret, salt=SIGNER_SALT)
 
 
 def record_impression(
@@ -330,7 +432,9 @@ def record_impression(
 def read_token(token: str) -> dict[str, Any] | None:
     """The impression a link or form carried, or ``None`` for a forged or stale token."""
     try:
-        data = signing.loads(token, salt=SIGNER_SALT, max_age=settings.ATTRIBUTION_WINDOW)
+        data = _signer(django_settings.SECRET_KEY).unsign_object(
+            token, max_age=settings.ATTRIBUTION_WINDOW
+        )
     except signing.BadSignature:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("i"), str):

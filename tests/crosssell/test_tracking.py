@@ -118,3 +118,39 @@ def test_a_killed_flush_loses_and_duplicates_nothing() -> None:
     # The next flush writes everything exactly once.
     assert tracking.flush(batch=7) == 25
     assert Impression.objects.count() == 25 and tracking.pending() == 0
+
+
+def test_a_push_redis_refuses_is_written_to_the_database_instead() -> None:
+    redis = tracking._redis()
+    if redis is None:
+        pytest.skip("needs the Redis cache (REDIS_URL)")
+    redis.delete(tracking.QUEUE, tracking.PROCESSING)
+    redis.set(tracking.QUEUE, "not a list")  # RPUSH now fails with WRONGTYPE
+    try:
+        with tracking.collecting():  # a request: the push does not wait for the answer
+            tracking.record_impression("product", "v-1", [1], [2, 3], ["x", "x"])
+        assert not Impression.objects.exists()
+        tracking.settle()  # the answer is read: refused, so the events go to the database
+        assert list(Impression.objects.values_list("visitor", "products")) == [("v-1", [2, 3])]
+    finally:
+        redis.delete(tracking.QUEUE)
+    # The next push uses a fresh connection and goes to the queue again.
+    tracking.record_impression("product", "v-2", [1], [2], ["x"])
+    assert tracking.pending() == 1
+
+
+def test_pushes_whose_answers_are_lost_are_written_once() -> None:
+    redis = tracking._redis()
+    if redis is None:
+        pytest.skip("needs the Redis cache (REDIS_URL)")
+    redis.delete(tracking.QUEUE, tracking.PROCESSING)
+    for n in range(3):  # three requests: sent, their answers not read yet
+        with tracking.collecting():
+            tracking.record_impression("product", f"v-{n}", [1], [2], ["x"])
+    sender = tracking._sender()
+    assert sender is not None and len(sender.unconfirmed) == 3
+    sender.conn.disconnect()  # the answers are gone with the connection
+    tracking.settle()  # so the three pushes are written to the database now...
+    assert Impression.objects.count() == 3
+    assert tracking.flush() == 3  # ...and the queue, which did get them, adds nothing twice
+    assert Impression.objects.count() == 3
