@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crosssell.engine.base import Interactions, ItemRecommender, TopK
+from crosssell.engine.base import Interactions, TopK
 from crosssell.engine.cooccurrence import CoCount
 from crosssell.services.build import (
     CountedCoCount,
@@ -25,22 +25,7 @@ from crosssell.services.build import (
     compute_rows,
 )
 from crosssell.services.extract import Extracted
-
-
-class Fixed(ItemRecommender):
-    """Answers with a given TopK (rows aligned with item indices)."""
-
-    name = "fixed"
-
-    def __init__(self, top: TopK) -> None:
-        self.top = top
-
-    def fit(self, data: Interactions) -> Fixed:
-        return self
-
-    def similar_items(self, items: npt.ArrayLike, k: int) -> TopK:
-        q = np.asarray(items, dtype=np.int64)
-        return TopK(self.top.indices[q], self.top.scores[q])
+from tests.crosssell.test_build_fast_paths import Fixed
 
 
 def assert_same_rows(got: Rows, want: Rows) -> None:
