@@ -14,33 +14,20 @@ unchanged; anything else is a crash. Exit status 1 on any crash or violated inva
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
 import time
 import traceback
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fuzzcommon import parse_arguments, setup_django
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--examples", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = parser.parse_args()
-    if args.examples < 1:
-        parser.error("--examples must be at least 1")
-
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "shop.settings")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    args = parse_arguments(__doc__, 2000, "generated files")
+    setup_django()
     import logging
 
     logging.getLogger("crosssell").setLevel(logging.ERROR)

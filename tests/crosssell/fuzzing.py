@@ -174,6 +174,7 @@ UNKNOWN_CART = {"product_ids": ["None of these products exists."]}
 #: strings carry a valid signature), or that names a product its list did not show.
 EVENT_REFUSALS = (
     "Not a valid impression token",
+    "Null characters are not allowed",  # DRF's own check of a string: no token has one
     "This token's impression was recorded",
     "Required for a click",
     "This list did not show",
