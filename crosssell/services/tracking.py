@@ -9,11 +9,13 @@ duplicates nothing. Without Redis (or when it is down) events are written direct
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import json
 import logging
 import os
+import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -401,9 +403,23 @@ def impression_event(
 
 def sign(impression: str, variant: int | None, products: Sequence[int], **extra: Any) -> str:
     """The token of one impression: its id, variant and products, signed once for the whole
-    list (a link adds the product it leads to, which must be one of them)."""
-    data = {"i": impression, "v": variant, "p": [int(p) for p in products], **extra}
-    return _signer(django_settings.SECRET_KEY).sign_object(data, compress=len(products) > 8)
+    list (a link adds the product it leads to, which must be one of them).
+
+    A widget's token is compact (``<id in base64>~<variant>~<id.id...>``, about 100 characters:
+    every link and form of the widget carries it); one with ``extra`` fields (the API's, which
+    also name the placement, sources and strategies) is signed JSON.
+    """
+    signer = _signer(django_settings.SECRET_KEY)
+    if extra:
+        data = {"i": impression, "v": variant, "p": [int(p) for p in products], **extra}
+        return signer.sign_object(data, compress=len(products) > 8)
+    uid = base64.urlsafe_b64encode(uuid.UUID(impression).bytes).rstrip(b"=").decode()
+    shown = ".".join(str(int(p)) for p in products)
+    return signer.sign(f"{uid}~{variant or ''}~{shown}")
+
+
+#: The payload of a compact token: the impression's UUID in base64, the variant, the products.
+COMPACT = re.compile(r"([A-Za-z0-9_-]{22})~([0-9]{0,18})~([0-9.]{0,2000})")
 
 
 @functools.lru_cache(maxsize=4)
@@ -431,11 +447,19 @@ def record_impression(
 
 def read_token(token: str) -> dict[str, Any] | None:
     """The impression a link or form carried, or ``None`` for a forged or stale token."""
+    signer = _signer(django_settings.SECRET_KEY)
     try:
-        data = _signer(django_settings.SECRET_KEY).unsign_object(
-            token, max_age=settings.ATTRIBUTION_WINDOW
-        )
-    except signing.BadSignature:
+        payload = signer.unsign(token, max_age=settings.ATTRIBUTION_WINDOW)
+        compact = COMPACT.fullmatch(payload)
+        if compact:
+            uid, variant, shown = compact.groups()
+            return {
+                "i": str(uuid.UUID(bytes=base64.urlsafe_b64decode(uid + "=="))),
+                "v": int(variant) if variant else None,
+                "p": [int(p) for p in shown.split(".") if p],
+            }
+        data = signer.unsign_object(token, max_age=settings.ATTRIBUTION_WINDOW)
+    except (signing.BadSignature, ValueError):
         return None
     if not isinstance(data, dict) or not isinstance(data.get("i"), str):
         return None

@@ -154,3 +154,16 @@ def test_pushes_whose_answers_are_lost_are_written_once() -> None:
     assert Impression.objects.count() == 3
     assert tracking.flush() == 3  # ...and the queue, which did get them, adds nothing twice
     assert Impression.objects.count() == 3
+
+
+def test_a_widget_token_is_compact_and_an_api_token_carries_its_list() -> None:
+    impression = "0f0e0d0c-0b0a-4908-8706-050403020100"
+    token = tracking.sign(impression, 3, [111, 145, 32])
+    assert len(token) < 100 and "~111.145.32:" in token  # every link and form carries it
+    assert tracking.read_token(token) == {"i": impression, "v": 3, "p": [111, 145, 32]}
+    tampered = token.replace("~111.", "~112.")
+    assert tracking.read_token(tampered) is None
+    api = tracking.sign(impression, None, [7], l="product", s=[1], t=["cocount"])
+    assert tracking.read_token(api) == {
+        "i": impression, "v": None, "p": [7], "l": "product", "s": [1], "t": ["cocount"]
+    }  # fmt: skip
