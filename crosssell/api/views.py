@@ -157,9 +157,8 @@ class FrequentlyBoughtTogetherView(RecommendationView):
             product = sellable_products().filter(pk=pk).first()
             if product is None:
                 return None
-            kw: dict[str, Any] = {"build_id": build} if build else {}
             category = serving.category_of(product)
-            items = serving.recommend([pk], limit, category=category, **kw)
+            items = serving.recommend([pk], limit, category=category, build_id=build)
             return self.payload(request, items, build)
 
         # The envelope is cached per cache generation (a build, a pin, a product change start

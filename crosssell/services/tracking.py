@@ -150,19 +150,20 @@ def _redis() -> Any | None:
     took longer than the push itself.
     """
     client = _cache_client()
-    if client is None:
-        return None
-    held = getattr(client, "_crosssell_writer", None)
-    if held is None:
-        held = client.get_client(write=True)
-        client._crosssell_writer = held
-    return held
+    return None if client is None else _writer(client)
 
 
 def _cache_client() -> Any | None:
     cache = caches[settings.CACHE_ALIAS]
     client = getattr(cache, "_cache", None)
     return client if client is not None and hasattr(client, "get_client") else None
+
+
+def _writer(client: Any) -> Any:
+    held = getattr(client, "_crosssell_writer", None)
+    if held is None:
+        held = client._crosssell_writer = client.get_client(write=True)
+    return held
 
 
 #: How many pushes a thread sends before it reads Redis's answers to them.
@@ -233,12 +234,11 @@ class _Sender:
 
 def _sender() -> _Sender | None:
     client = _cache_client()
-    redis = _redis()
-    if client is None or redis is None:
+    if client is None:
         return None
     held: _Sender | None = getattr(client, "_crosssell_sender", None)
     if held is None:
-        held = client._crosssell_sender = _Sender(redis)
+        held = client._crosssell_sender = _Sender(_writer(client))
     return held
 
 

@@ -141,7 +141,7 @@ def render_widget(
         visitor = tracking.visitor_id(request)
         tracking.record_impression(placement, visitor, sources, [], [], variant)
         return SafeString("")
-    build_id: int | None = getattr(variant, "build_id", None)
+    build_id = variant.build_id if variant is not None else None
     if request is None:  # rendered outside a request (an e-mail): nothing to cache or track
         ctx, items = build(build_id, "")
         ctx["next"] = ""
@@ -206,10 +206,6 @@ def _base(widget: str, items: list[Card]) -> dict[str, Any]:
     return {"widget": widget, "items": items, "add_url": add_to_cart_url(), "next": True}
 
 
-def _build_kw(build_id: int | None) -> dict[str, Any]:
-    return {"build_id": build_id} if build_id else {}
-
-
 @register.simple_tag(takes_context=True)
 def frequently_bought_together(
     context: template.Context, product: Model | None, limit: Any = None
@@ -221,7 +217,7 @@ def frequently_bought_together(
     n = _limit(limit)
 
     def build(build_id: int | None, token: str) -> tuple[dict[str, Any], list[Card]]:
-        found = recommend([product.pk], n, category=category_of(product), **_build_kw(build_id))
+        found = recommend([product.pk], n, category=category_of(product), build_id=build_id)
         items = cards(found, token)
         main = card(product, "this item")
         sellable = is_sellable(product)
@@ -256,7 +252,7 @@ def cart_recommendations(
     n = _limit(limit)
 
     def build(build_id: int | None, token: str) -> tuple[dict[str, Any], list[Card]]:
-        items = cards(recommend(ids, n, **_build_kw(build_id)), token)
+        items = cards(recommend(ids, n, build_id=build_id), token)
         return _base("cart-recommendations", items), items
 
     return render_widget(
@@ -282,7 +278,7 @@ def also_bought(context: template.Context, product: Model | None, limit: Any = N
             n,
             kind=Recommendation.Kind.ALSO_BOUGHT,
             category=category_of(product),
-            **_build_kw(build_id),
+            build_id=build_id,
         )
         items = cards(found, token)
         return _base("also-bought", items), items
@@ -310,7 +306,7 @@ def recommended_for_you(context: template.Context, user: Any, limit: Any = None)
     n = _limit(limit)
 
     def build(build_id: int | None, token: str) -> tuple[dict[str, Any], list[Card]]:
-        found = recommend(bought[:MAX_CART], n, exclude=bought, **_build_kw(build_id))
+        found = recommend(bought[:MAX_CART], n, exclude=bought, build_id=build_id)
         items = cards(found, token)
         return _base("recommended-for-you", items), items
 
