@@ -5,15 +5,19 @@
    product page with its two widgets; wrk loads them in ``--rounds`` rounds of A B B A after a
    warm-up, and ``ratio`` is the median over the rounds of rps(tracking on) / rps(tracking off).
    wrk keeps no cookie, so every request is a new visitor: the page records two impressions and
-   sets the visitor's cookie each time.
+   sets the visitor's cookie each time. The tracked server sends its impressions to Redis in
+   batches of ``--batch`` events (the default of ``CROSSSELL_TRACKING_BATCH``); ``--batch 1``
+   measures one push at the end of every request.
 2. Delivery: with no Celery worker running (the flush is late), a client browses the tracked
    server: product pages (each widget shown is one impression, counted from the HTML), clicks on
    recommended products (the links' ``cs``/``csp``) and add-to-carts from the widget's form.
    Then a real worker runs the flush task and is killed with SIGKILL once it has written part of
    the queue; a new worker runs the flush again. ``events_written`` (impression and event rows)
-   must equal ``events_generated``.
+   must equal ``events_generated``. The web server is stopped (SIGTERM) before the flush: what
+   its workers held goes to Redis as they exit.
 
-Usage: .venv/bin/python benchmarks/tracking.py [--json] [--duration 8] [--pages 1500]
+Usage: .venv/bin/python benchmarks/tracking.py [--json] [--duration 6] [--rounds 3] [--batch 200]
+       [--pages 1500]
 Needs wrk (Debian: apt-get install wrk), PostgreSQL and Redis.
 """
 
@@ -43,7 +47,8 @@ PAGE = "/products/%d/"
 def throughput(
     env: dict[str, str], ids: list[int], a: argparse.Namespace, log: Any
 ) -> dict[str, Any]:
-    on, base_on = start_gunicorn({**env, "CROSSSELL_TRACKING": "1"}, a.workers)
+    tracked = {**env, "CROSSSELL_TRACKING": "1", "CROSSSELL_TRACKING_BATCH": str(a.batch)}
+    on, base_on = start_gunicorn(tracked, a.workers)
     off, base_off = start_gunicorn({**env, "CROSSSELL_TRACKING": "0"}, a.workers)
     try:
         for base in (base_on, base_off):
@@ -147,7 +152,7 @@ def start_worker(env: dict[str, str], name: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [PY, "-m", "celery", "-A", "shop", "worker", "-c", "1", "-n", f"{name}@%h",
          "-l", "warning", "--without-gossip", "--without-mingle"],
-        env=env, cwd=ROOT, start_new_session=True,
+        env=env, cwd=ROOT, start_new_session=True, stdout=sys.stderr,
     )  # fmt: skip
 
 
@@ -166,7 +171,8 @@ def delivery(
 
     queue = redis.Redis.from_url(env["REDIS_URL"])
     before = rows(env["DATABASE_URL"])
-    server, base = start_gunicorn({**env, "CROSSSELL_TRACKING": "1"}, a.workers)
+    tracked = {**env, "CROSSSELL_TRACKING": "1", "CROSSSELL_TRACKING_BATCH": str(a.batch)}
+    server, base = start_gunicorn(tracked, a.workers)
     try:
         wait_up(f"{base}/products/{ids[0]}/?widgets=0")  # a page without widgets: no event
         browsers = [Browser(base) for _ in range(20)]
@@ -223,6 +229,9 @@ def main() -> None:
     ap.add_argument("--duration", type=float, default=6.0, help="seconds per measured wrk run")
     ap.add_argument("--rounds", type=int, default=3, help="A B B A rounds of the throughput test")
     ap.add_argument("--pages", type=int, default=1500, help="pages browsed for the delivery test")
+    ap.add_argument(
+        "--batch", type=int, default=200, help="CROSSSELL_TRACKING_BATCH of the tracked server"
+    )
     a = ap.parse_args()
     log = sys.stderr
     env, ids = prepare_shop(a.database_url, a.redis_url, a.products, a.orders, log)
@@ -231,7 +240,9 @@ def main() -> None:
     subprocess.run(["redis-cli", "-u", a.redis_url, "DEL", "crosssell:events"], check=True,
                    capture_output=True)  # fmt: skip
     summary.update(delivery(env, ids, a, log))
-    summary.update(workers=a.workers, connections=a.connections, duration_s=a.duration)
+    summary.update(
+        workers=a.workers, connections=a.connections, duration_s=a.duration, batch=a.batch
+    )
     report(summary, a.json)
 
 

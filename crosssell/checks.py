@@ -33,6 +33,21 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="crosssell.E002",
             )
         )
+    batch, seconds = cs_settings.TRACKING_BATCH, cs_settings.TRACKING_BATCH_SECONDS
+    if not isinstance(batch, int) or isinstance(batch, bool) or batch < 1:
+        errors.append(
+            checks.Error(
+                f"CROSSSELL_TRACKING_BATCH must be a positive integer, not {batch!r}.",
+                id="crosssell.E004",
+            )
+        )
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0:
+        errors.append(
+            checks.Error(
+                f"CROSSSELL_TRACKING_BATCH_SECONDS must be a number of seconds, not {seconds!r}.",
+                id="crosssell.E005",
+            )
+        )
     strategies = cs_settings.STRATEGIES
     if strategies is not None and (not isinstance(strategies, list | tuple) or not strategies):
         errors.append(

@@ -69,6 +69,12 @@ DEFAULTS: dict[str, Any] = {
     "IMPORT_MAX_BYTES": 2 * 1024**3,
     # Record impressions, clicks and add-to-carts of the widgets (crosssell.middleware).
     "TRACKING": True,
+    # A web process holds the widgets' impressions until this many are waiting, or the oldest is
+    # TRACKING_BATCH_SECONDS old (checked as a request ends), then sends them to Redis in one
+    # push; a click, an add-to-cart or a purchase sends at once, and so does a graceful exit.
+    # 1 sends at the end of every request.
+    "TRACKING_BATCH": 200,
+    "TRACKING_BATCH_SECONDS": 1.0,
     # Seconds within which an order line is attributed to the widget impression it came from.
     "ATTRIBUTION_WINDOW": 7 * 24 * 3600,
     # Where the widget's "add selected to cart" form posts: a URL name or a path ("" = no form).

@@ -13,7 +13,7 @@ checkout's attribution. Add it after the session middleware:
 
 from __future__ import annotations
 
-import uuid
+import secrets
 from collections.abc import Callable
 
 from django.conf import settings as django_settings
@@ -39,7 +39,7 @@ class TrackingMiddleware:
             return self.get_response(request)
         known = request.COOKIES.get(tracking.COOKIE, "")
         fresh = not tracking.valid_visitor(known)
-        request.crosssell_visitor = uuid.uuid4().hex if fresh else known  # type: ignore[attr-defined]
+        request.crosssell_visitor = secrets.token_hex(16) if fresh else known  # type: ignore[attr-defined]
         with tracking.collecting():
             if hasattr(request, "session"):
                 self.record(request)
@@ -57,7 +57,10 @@ class TrackingMiddleware:
 
     @staticmethod
     def record(request: HttpRequest) -> None:
-        if request.method == "GET" and PARAM in request.GET:
+        if request.method == "GET":
+            # Most pages have no query string: parse it only when the parameter may be there.
+            if f"{PARAM}=" not in request.META.get("QUERY_STRING", "") or PARAM not in request.GET:
+                return
             product = request.GET.get(PRODUCT_PARAM, "")
             if product.isascii() and product.isdigit():
                 tracking.record_touch(request, request.GET[PARAM], Event.Type.CLICK, int(product))

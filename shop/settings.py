@@ -232,3 +232,5 @@ CROSSSELL_LOCK_TTL = int(os.environ.get("CROSSSELL_LOCK_TTL", "120"))
 CROSSSELL_INCREMENTAL_DELAY = float(os.environ.get("CROSSSELL_INCREMENTAL_DELAY", "2"))
 # First-party tracking of impressions, clicks and attributed orders (on unless "0").
 CROSSSELL_TRACKING = os.environ.get("CROSSSELL_TRACKING", "1") != "0"
+CROSSSELL_TRACKING_BATCH = int(os.environ.get("CROSSSELL_TRACKING_BATCH", "200"))
+CROSSSELL_TRACKING_BATCH_SECONDS = float(os.environ.get("CROSSSELL_TRACKING_BATCH_SECONDS", "1"))

@@ -49,11 +49,13 @@ def _isolated_cache_and_eager_celery(request: pytest.FixtureRequest) -> Iterator
     from django.core.cache import cache
 
     from crosssell.services import cache as cs_cache
+    from crosssell.services import tracking
     from shop.celery import app
 
     with contextlib.suppress(Exception):  # a test may have stopped the cache server on purpose
         cache.clear()
     cs_cache.forget_local()
+    tracking.drop_held()  # an earlier test's impressions, held in this process
     eager = app.conf.task_always_eager, app.conf.task_eager_propagates
     app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
     yield

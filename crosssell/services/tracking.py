@@ -1,7 +1,8 @@
 """First-party tracking: impressions, clicks, add-to-carts and attributed purchases.
 
-A request never writes an event to the database: events are pushed to a Redis list and a task
-(:func:`flush`) writes them in bulk. The flush first moves a batch to a processing list (one
+A request never writes an event to the database: events are pushed to a Redis list (a web
+process gathers the widgets' impressions into one push per batch, see :class:`_Outbox`) and a
+task (:func:`flush`) writes them in bulk. The flush first moves a batch to a processing list (one
 atomic script), writes it with ``ignore_conflicts`` on the events' UUIDs, then drops the
 processing list, so a flush that is late, fails, or whose worker is killed loses nothing and
 duplicates nothing. Without Redis (or when it is down) events are written directly.
@@ -9,19 +10,24 @@ duplicates nothing. Without Redis (or when it is down) events are written direct
 
 from __future__ import annotations
 
+import atexit
 import base64
 import functools
 import hashlib
+import hmac
 import json
 import logging
 import os
 import re
+import secrets
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -31,7 +37,6 @@ from django.core.cache import caches
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
-from redis.exceptions import ResponseError
 
 from crosssell.conf import settings
 from crosssell.models import Event, Experiment, Impression, Variant
@@ -84,7 +89,7 @@ def visitor_id(holder: Any) -> str:
     session = getattr(holder, "session", holder)
     value = session.get(SESSION_VISITOR)
     if not value:
-        value = uuid.uuid4().hex
+        value = secrets.token_hex(16)
         session[SESSION_VISITOR] = value
     return str(value)
 
@@ -166,129 +171,140 @@ def _writer(client: Any) -> Any:
     return held
 
 
-#: How many pushes a thread sends before it reads Redis's answers to them.
-CONFIRM_EVERY = 32
+class _Outbox:
+    """The events a web process holds before one push sends them to Redis.
 
-
-class _Sender:
-    """Pushes events on a connection of its own (one per thread and process).
-
-    A request's push does not wait for Redis's answer: the answers are read together every
-    :data:`CONFIRM_EVERY` pushes (or by :func:`settle`), long after they arrived, so a request
-    costs one write to the socket. Until its answer is read a push stays in memory; when Redis
-    refuses it or the connection fails, its events are written to the database instead (their
-    ids make a later second write harmless).
+    A request's impressions are added here, with no I/O, and sent together with the others
+    once :data:`settings.TRACKING_BATCH <crosssell.conf>` events are held or the oldest is
+    ``TRACKING_BATCH_SECONDS`` old (checked as each request ends), at once when the request
+    also had a click, an add-to-cart or a purchase, and when the process exits (``atexit``:
+    a graceful restart of a web worker loses nothing). A push waits for Redis's answer; when
+    Redis refuses it or the answer is lost, the events are written to the database instead
+    (their ids make a later second write harmless). A process killed without warning loses
+    what it held, at most one batch.
     """
 
-    def __init__(self, redis: Any) -> None:
-        self.pool = redis.connection_pool
-        self.conn: Any = None
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # guards ``held`` (threaded servers)
+        self.sending = threading.Lock()  # one push at a time, in order
+        self.held: list[str] = []
+        self.since = 0.0
         self.pid = os.getpid()
-        self.unconfirmed: list[list[str]] = []
 
-    def send(self, payload: list[str], *, wait: bool) -> None:
-        if wait or len(self.unconfirmed) >= CONFIRM_EVERY:
-            self.settle()
-        try:
-            if self.conn is None or self.pid != os.getpid():
-                self.pid = os.getpid()
-                self.unconfirmed = []  # a forked child never sent its parent's pushes
-                self.conn = self.pool.get_connection()
-            self.conn.send_packed_command(self.conn.pack_command("RPUSH", QUEUE, *payload))
-        except Exception:
-            self.drop()
-            raise
-        self.unconfirmed.append(payload)
-        if wait:
-            self.settle()
+    def add(self, payload: list[str], *, now: bool) -> None:
+        with self.lock:
+            if self.pid != os.getpid():  # a forked child: its parent's events are not its own
+                self.pid, self.held = os.getpid(), []
+            if not self.held:
+                self.since = time.monotonic()
+            self.held += payload
+            due = (
+                now
+                or len(self.held) >= settings.TRACKING_BATCH
+                or time.monotonic() - self.since >= settings.TRACKING_BATCH_SECONDS
+            )
+        if due:
+            self.send()
 
-    def settle(self) -> None:
-        """Read the answers to the pushes sent; write the events Redis did not take now."""
-        pushes, self.unconfirmed = self.unconfirmed, []
-        for n, payload in enumerate(pushes):
-            try:
-                self.conn.read_response()
-            except Exception as exc:
-                refused = [payload]
-                if not isinstance(exc, ResponseError):  # the connection: the rest is unknown
-                    refused += pushes[n + 1 :]
-                    self.drop()
-                self.rescue(refused)
-                if self.conn is None:
-                    return
-
-    @staticmethod
-    def rescue(pushes: list[list[str]]) -> None:
-        events = [json.loads(p) for payload in pushes for p in payload]
-        logger.warning("event queue did not confirm: writing %d event(s) now", len(events))
-        try:
-            write(events)
-        except Exception:  # the page is served all the same
-            logger.exception("%d tracking event(s) lost: no queue, no database", len(events))
+    def send(self) -> None:
+        """Push everything held now (and wait for the answer)."""
+        with self.sending:
+            with self.lock:
+                payload, self.held = self.held, []
+            if payload:
+                _push_now(payload)
 
     def drop(self) -> None:
-        if self.conn is not None:
-            self.conn.disconnect()
-        self.conn = None
+        with self.lock:
+            self.held = []
 
 
-def _sender() -> _Sender | None:
-    client = _cache_client()
-    if client is None:
-        return None
-    held: _Sender | None = getattr(client, "_crosssell_sender", None)
-    if held is None:
-        held = client._crosssell_sender = _Sender(_writer(client))
-    return held
+_outbox = _Outbox()
+atexit.register(_outbox.send)
+
+
+def _push_now(payload: list[str]) -> None:
+    """RPUSH the events to the queue; written to the database when Redis cannot take them."""
+    redis = _redis()
+    if redis is not None:
+        try:
+            redis.rpush(QUEUE, *payload)
+            return
+        except Exception:
+            logger.warning("event queue unavailable: writing %d event(s) now", len(payload))
+    try:
+        write([json.loads(p) for p in payload])
+    except Exception:  # the page is served all the same
+        logger.exception("%d tracking event(s) lost: no queue, no database", len(payload))
 
 
 def settle() -> None:
-    """Make sure every event this thread pushed is in Redis (or written)."""
-    sender = _sender()
-    if sender is not None:
-        sender.settle()
+    """Send the events this process holds (see :class:`_Outbox`) to Redis now."""
+    _outbox.send()
 
 
-#: The events of the current request, queued together when it ends (see :func:`collecting`).
-_pending: ContextVar[list[str] | None] = ContextVar("crosssell_pending_events", default=None)
+def drop_held() -> None:
+    """Forget the events this process holds, unsent (for tests that start afresh)."""
+    _outbox.drop()
+
+
+#: Events as queued: compact JSON (one encoder, made once).
+_encode = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
+@dataclass
+class _Held:
+    """The events of one request, queued together when it ends (see :func:`collecting`)."""
+
+    payload: list[str] = field(default_factory=list)
+    urgent: bool = False  # more than impressions: sent at once
+
+
+_pending: ContextVar[_Held | None] = ContextVar("crosssell_pending_events", default=None)
 
 
 @contextmanager
 def collecting() -> Iterator[None]:
-    """Hold the events pushed inside the block and queue them in one push at its end, without
-    waiting for Redis's answer (the middleware wraps each request in it: a page with three
-    widgets costs one push, and no round trip)."""
-    token = _pending.set([])
+    """Hold the events pushed inside the block and add them to the process's outbox at its end
+    (the middleware wraps each request in it): impressions wait there for a batch, a request
+    with a click, an add-to-cart or a purchase sends the outbox at once."""
+    token = _pending.set(_Held())
     try:
         yield
     finally:
         held = _pending.get()
         _pending.reset(token)
-        if held:
-            _queue(held, wait=False)
+        if held is not None and held.payload:
+            _queue(held.payload, now=held.urgent)
 
 
 def push(events: Iterable[dict[str, Any]]) -> None:
-    """Queue events for :func:`flush`; written directly when there is no Redis to queue in."""
-    payload = [json.dumps(e, separators=(",", ":"), default=str) for e in events]
-    if not payload:
+    """Queue events for :func:`flush`; written directly when there is no Redis to queue in.
+
+    Outside a request (a task, a command) the events reach Redis before this returns.
+    """
+    events = list(events)
+    if not events:
         return
+    _push_encoded(
+        [_encode(e) for e in events], urgent=any(e["type"] != "impression" for e in events)
+    )
+
+
+def _push_encoded(payload: list[str], *, urgent: bool) -> None:
     held = _pending.get()
     if held is not None:
-        held.extend(payload)
+        held.payload += payload
+        held.urgent = held.urgent or urgent
         return
-    _queue(payload, wait=True)
+    _queue(payload, now=True)
 
 
-def _queue(payload: list[str], *, wait: bool) -> None:
-    sender = _sender()
-    if sender is not None:
-        try:
-            sender.send(payload, wait=wait)
-            return
-        except Exception:
-            logger.warning("event queue unavailable: writing %d event(s) now", len(payload))
-    write([json.loads(p) for p in payload])
+def _queue(payload: list[str], *, now: bool) -> None:
+    if _cache_client() is None:  # no Redis: the database at once
+        _push_now(payload)
+    else:
+        _outbox.add(payload, now=now)
 
 
 def flush(batch: int = 1000, max_batches: int = 1000) -> int:
@@ -362,8 +378,13 @@ def write(events: Sequence[dict[str, Any]]) -> int:
 
 
 def _when(event: dict[str, Any]) -> datetime:
-    value = parse_datetime(event.get("at", "")) if event.get("at") else None
-    return value or timezone.now()
+    """When an event happened: ``at`` in seconds since the epoch (or ISO 8601, as queued by
+    earlier versions); now when it is missing."""
+    value = event.get("at")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, tz=UTC)
+    parsed = parse_datetime(value) if isinstance(value, str) and value else None
+    return parsed or timezone.now()
 
 
 # -- what the widgets and the shop call -----------------------------------------------------
@@ -391,7 +412,7 @@ def impression_event(
     return {
         "type": "impression",
         "id": impression or str(uuid.uuid4()),
-        "at": timezone.now().isoformat(),
+        "at": time.time(),
         "placement": placement,
         "visitor": visitor,
         "variant": variant,
@@ -409,13 +430,17 @@ def sign(impression: str, variant: int | None, products: Sequence[int], **extra:
     every link and form of the widget carries it); one with ``extra`` fields (the API's, which
     also name the placement, sources and strategies) is signed JSON.
     """
-    signer = _signer(django_settings.SECRET_KEY)
     if extra:
         data = {"i": impression, "v": variant, "p": [int(p) for p in products], **extra}
+        signer = _signer(django_settings.SECRET_KEY)
         return signer.sign_object(data, compress=len(products) > 8)
-    uid = base64.urlsafe_b64encode(uuid.UUID(impression).bytes).rstrip(b"=").decode()
     shown = ".".join(str(int(p)) for p in products)
-    return signer.sign(f"{uid}~{variant or ''}~{shown}")
+    return _compact_token(uuid.UUID(impression).bytes, variant, shown)
+
+
+def _compact_token(uid: bytes, variant: int | None, shown: str) -> str:
+    b64 = base64.urlsafe_b64encode(uid).rstrip(b"=").decode()
+    return timestamp_sign(f"{b64}~{variant or ''}~{shown}")
 
 
 #: The payload of a compact token: the impression's UUID in base64, the variant, the products.
@@ -428,6 +453,32 @@ def _signer(secret: str) -> signing.TimestampSigner:
     return signing.TimestampSigner(key=secret, salt=SIGNER_SALT)
 
 
+@functools.lru_cache(maxsize=4)
+def _hmac(secret: str) -> hmac.HMAC:
+    """The HMAC Django's signer computes for :data:`SIGNER_SALT`, keyed once (``salted_hmac``
+    derives the key anew for every token); each token hashes a copy."""
+    key = hashlib.sha256(f"{SIGNER_SALT}signer{secret}".encode()).digest()
+    return hmac.new(key, digestmod=hashlib.sha256)
+
+
+#: The current second and its base-62 form, as ``TimestampSigner`` stamps them.
+_stamp: tuple[int, str] = (0, "")
+
+
+def timestamp_sign(value: str) -> str:
+    """``TimestampSigner(salt=SIGNER_SALT).sign(value)``, to the byte, at half the cost
+    (every widget shown signs one token): the key is derived once per secret and the
+    timestamp once per second; :func:`read_token` checks it with Django's own signer."""
+    global _stamp
+    now = int(time.time())
+    if _stamp[0] != now:
+        _stamp = (now, signing.b62_encode(now))
+    value = f"{value}:{_stamp[1]}"
+    mac = _hmac(django_settings.SECRET_KEY).copy()
+    mac.update(value.encode())
+    return f"{value}:{base64.urlsafe_b64encode(mac.digest()).rstrip(b'=').decode()}"
+
+
 def record_impression(
     placement: str,
     visitor: str,
@@ -436,13 +487,50 @@ def record_impression(
     strategies: Sequence[str],
     variant: Variant | None = None,
 ) -> Rendered:
-    """Queue one impression; returns its id and the token the widget's links carry."""
-    event = impression_event(
-        placement, visitor, sources, products, strategies, variant.pk if variant else None
+    """Queue one impression; returns its id and the token the widget's links carry.
+
+    The same as ``push([impression_event(...)])`` and :func:`sign`, but what a list shows is
+    encoded once and reused (a cached widget shows the same list to many visitors).
+    """
+    shown = _shown(placement, tuple(sources), tuple(products), tuple(strategies))
+    impression, uid = new_uuid4()
+    variant_id = variant.pk if variant else None
+    _push_encoded(
+        [
+            f'{{"type":"impression","id":"{impression}","at":{time.time()!r},'
+            f'"visitor":{_encode(visitor)},"variant":{_encode(variant_id)},{shown.json}}}'
+        ],
+        urgent=False,
     )
-    push([event])
-    token = sign(event["id"], event["variant"], event["products"])
-    return Rendered(event["id"], token, variant)
+    return Rendered(impression, _compact_token(uid, variant_id, shown.ids), variant)
+
+
+@dataclass(frozen=True)
+class _Shown:
+    json: str  # the impression's placement, sources, products and strategies as JSON members
+    ids: str  # the products as a compact token names them
+
+
+@functools.lru_cache(maxsize=4096)
+def _shown(
+    placement: str, sources: tuple[int, ...], products: tuple[int, ...], strategies: tuple[str, ...]
+) -> _Shown:
+    members = {
+        "placement": placement,
+        "sources": [int(s) for s in sources],
+        "products": [int(p) for p in products],
+        "strategies": list(strategies),
+    }
+    return _Shown(_encode(members)[1:-1], ".".join(str(int(p)) for p in products))
+
+
+def new_uuid4() -> tuple[str, bytes]:
+    """A random (version 4) UUID as text and as bytes, without ``uuid.UUID``'s conversions."""
+    raw = bytearray(secrets.token_bytes(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}", bytes(raw)
 
 
 def read_token(token: str) -> dict[str, Any] | None:
@@ -498,7 +586,7 @@ def record_touch(holder: Any, token: str, event_type: str, product_id: int | Non
             {
                 "type": event_type,
                 "id": str(uuid.uuid4()),
-                "at": timezone.now().isoformat(),
+                "at": time.time(),
                 "impression": data["i"],
                 "variant": data.get("v"),
                 "visitor": visitor,
@@ -538,7 +626,7 @@ def attribute_order(holder: Any, order_ref: str, lines: Sequence[tuple[int, int,
             {
                 "type": Event.Type.PURCHASE,
                 "id": str(uuid.uuid4()),
-                "at": now.isoformat(),
+                "at": now.timestamp(),
                 "impression": impression,
                 "variant": touch_variant or variant,
                 "visitor": visitor,
