@@ -52,6 +52,10 @@ def browser_page(async_unsafe_allowed: None) -> Iterator[Any]:
             yield page
         finally:
             browser.close()
+            # The test's ORM calls ran in Playwright's context, on a connection of their own
+            # that pytest-django does not see: closed here, or the test database cannot be
+            # dropped at the end of the session.
+            connections.close_all()
 
 
 @pytest.fixture
