@@ -12,8 +12,10 @@ when it beats the control and every other variant at the Bonferroni-corrected 5%
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, Q, Sum
 
@@ -85,19 +87,29 @@ def two_proportions(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float, f
 
 def report(experiment: Experiment, alpha: float = 0.05) -> Report:
     """The experiment's table: a few grouped queries, whatever the traffic."""
-    variants = list(experiment.variants.order_by("pk"))
-    out = Report(experiment, alpha=alpha)
-    if not variants:
-        return out
+    return reports([experiment], alpha)[experiment.pk]
+
+
+def reports(experiments: Iterable[Experiment], alpha: float = 0.05) -> dict[int, Report]:
+    """The tables of several experiments (an admin list page), by experiment id: three grouped
+    queries, whatever their number and their traffic."""
+    listed = {e.pk: e for e in experiments}
+    variants: dict[int, list[Variant]] = {pk: [] for pk in listed}
+    for v in Variant.objects.filter(experiment__in=list(listed)).order_by("pk"):
+        v.experiment = listed[v.experiment_id]
+        variants[v.experiment_id].append(v)
+    every = [v.pk for found in variants.values() for v in found]
+    if not every:
+        return {pk: Report(e, alpha=alpha) for pk, e in listed.items()}
     imp = {
         r["variant"]: r
-        for r in Impression.objects.filter(variant__in=variants)
+        for r in Impression.objects.filter(variant__in=every)
         .values("variant")
         .annotate(n=Count("id"), visitors=Count("visitor", distinct=True))
     }
     ev = {
         r["variant"]: r
-        for r in Event.objects.filter(variant__in=variants)
+        for r in Event.objects.filter(variant__in=every)
         .values("variant")
         .annotate(
             clicks=Count("id", filter=Q(type=Event.Type.CLICK)),
@@ -110,6 +122,19 @@ def report(experiment: Experiment, alpha: float = 0.05) -> Report:
             ),
         )
     }
+    return {pk: _table(e, variants[pk], imp, ev, alpha) for pk, e in listed.items()}
+
+
+def _table(
+    experiment: Experiment,
+    variants: list[Variant],
+    imp: dict[int, dict[str, Any]],
+    ev: dict[int, dict[str, Any]],
+    alpha: float,
+) -> Report:
+    out = Report(experiment, alpha=alpha)
+    if not variants:
+        return out
     for v in variants:
         i, e = imp.get(v.pk, {}), ev.get(v.pk, {})
         row = VariantStats(

@@ -185,16 +185,17 @@ class _Outbox:
     """
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Empty, with fresh locks (also in a forked child)."""
         self.lock = threading.Lock()  # guards ``held`` (threaded servers)
         self.sending = threading.Lock()  # one push at a time, in order
         self.held: list[str] = []
         self.since = 0.0
-        self.pid = os.getpid()
 
     def add(self, payload: list[str], *, now: bool) -> None:
         with self.lock:
-            if self.pid != os.getpid():  # a forked child: its parent's events are not its own
-                self.pid, self.held = os.getpid(), []
             if not self.held:
                 self.since = time.monotonic()
             self.held += payload
@@ -221,6 +222,9 @@ class _Outbox:
 
 _outbox = _Outbox()
 atexit.register(_outbox.send)
+# A forked child (a server that loads the app before forking its workers) starts with an empty
+# outbox and fresh locks: what the parent held is the parent's to send.
+os.register_at_fork(after_in_child=_outbox.reset)
 
 
 def _push_now(payload: list[str]) -> None:

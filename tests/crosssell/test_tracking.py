@@ -220,3 +220,19 @@ def test_a_recorded_impression_is_queued_as_impression_event_makes_it() -> None:
                                                 "p": [7, 8]}  # fmt: skip
     text, raw = tracking.new_uuid4()
     assert uuid.UUID(text).bytes == raw and uuid.UUID(text).version == 4
+
+
+def test_a_forked_child_does_not_send_what_its_parent_holds() -> None:
+    import os
+
+    if tracking._redis() is None:
+        pytest.skip("needs the Redis cache (REDIS_URL)")
+    with tracking.collecting():
+        tracking.record_impression("product", "parent", [1], [2], ["x"])
+    assert len(tracking._outbox.held) == 1
+    pid = os.fork()
+    if pid == 0:  # the child: an empty outbox, and its own locks
+        os._exit(0 if not tracking._outbox.held and tracking._outbox.lock.acquire(False) else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len(tracking._outbox.held) == 1  # the parent's are still the parent's to send
