@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db.models import Model
 
-from crosssell.models import get_product_model, product_field
+from crosssell.models import Purchase, get_product_model, product_field
 
 _seq = itertools.count(1)
 
@@ -43,3 +43,10 @@ def make_product(
             kwargs[lookup] = value
     kwargs.update(extra)
     return get_product_model()._default_manager.create(**kwargs)
+
+
+def buy(order: str, customer: str, *products: Model) -> None:
+    """One order of ``products`` by ``customer``: a purchase row each."""
+    Purchase.objects.bulk_create(
+        [Purchase(order_ref=order, customer_ref=customer, product_id=p.pk) for p in products]
+    )

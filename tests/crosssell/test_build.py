@@ -15,16 +15,10 @@ from crosssell.models import Build, Purchase, Recommendation
 from crosssell.services import incremental
 from crosssell.services.build import publish, rebuild
 from crosssell.services.purchases import Line, record_order
-from crosssell.testing import make_product
+from crosssell.testing import buy, make_product
 
 pytestmark = pytest.mark.django_db
 FBT = Recommendation.Kind.BOUGHT_TOGETHER
-
-
-def buy(order: str, customer: str, *products: Any) -> None:
-    Purchase.objects.bulk_create(
-        [Purchase(order_ref=order, customer_ref=customer, product=p) for p in products]
-    )
 
 
 @pytest.fixture

@@ -9,23 +9,17 @@ import pytest
 from django.test import override_settings
 
 from crosssell.engine.cooccurrence import CoCount
-from crosssell.models import Build, Exclusion, Purchase, Recommendation
+from crosssell.models import Build, Exclusion, Recommendation
 from crosssell.services import cache as cs_cache
 from crosssell.services import curation
 from crosssell.services.build import publish, rebuild
 from crosssell.services.serving import ranked_slots, recommend
-from crosssell.testing import make_product
+from crosssell.testing import buy, make_product
 
 # Transactional: decisions bump the cache generation when their transaction commits.
 pytestmark = pytest.mark.django_db(transaction=True)
 FBT = Recommendation.Kind.BOUGHT_TOGETHER
 Status = Recommendation.Status
-
-
-def buy(order: str, customer: str, *products: Any) -> None:
-    Purchase.objects.bulk_create(
-        [Purchase(order_ref=order, customer_ref=customer, product=p) for p in products]
-    )
 
 
 def make_shop() -> dict[str, Any]:
