@@ -95,6 +95,13 @@ class CrosssellProductAdminMixin:
     )
     crosssell_panel_title = "Recommendations"
 
+    def get_ordering(self, request: HttpRequest) -> Any:
+        # The recommendations' product pickers page through this admin's search (Django's
+        # autocomplete): a shop that orders its products nowhere gets the list's own default,
+        # newest first, so that those pages are stable.
+        ordering = super().get_ordering(request)  # type: ignore[misc]
+        return ordering or self.model._meta.ordering or ["-pk"]  # type: ignore[attr-defined]
+
     def get_inlines(self, request: HttpRequest, obj: Model | None) -> list[Any]:
         inlines = list(super().get_inlines(request, obj))  # type: ignore[misc]
         if obj is not None and CuratedInline not in inlines:
