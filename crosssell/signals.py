@@ -1,5 +1,6 @@
-"""Receivers: a merchant's exclusion, and any saved or deleted product, take effect at once
-(a new cache generation).
+"""Receivers: a merchant's exclusion, an experiment or a variant (which one a visitor sees is
+cached with the lists), and any saved or deleted product, take effect at once (a new cache
+generation), whatever makes the change: the admin, a command, the shell.
 
 The widgets' HTML and the API's lists are cached per generation, so a product that stops being
 sellable, or changes its name or price, must start a new one. Writes that bypass the signals
@@ -15,7 +16,7 @@ from django.db import transaction
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
 
-from crosssell.models import Exclusion, get_product_model
+from crosssell.models import Exclusion, Experiment, Variant, get_product_model
 from crosssell.services import cache as cs_cache
 
 
@@ -25,7 +26,7 @@ def bump_on_commit(sender: Any, **kwargs: Any) -> None:
 
 def connect() -> None:
     """Called from the app's ``ready()``, once the product model can be resolved."""
-    senders: list[type[Model]] = [Exclusion, get_product_model()]
+    senders: list[type[Model]] = [Exclusion, Experiment, Variant, get_product_model()]
     for model in senders:
         for signal in (post_save, post_delete):
             signal.connect(

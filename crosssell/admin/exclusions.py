@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
-from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
 from crosssell.admin.common import product_label, product_model_registered
 from crosssell.models import Exclusion
-from crosssell.services import curation
 
 
 @admin.register(Exclusion)
@@ -69,16 +65,3 @@ class ExclusionAdmin(admin.ModelAdmin):
             if obj.target_product
             else f"{obj.target_category} (category)"
         )
-
-    # Exclusions apply at serving time through the cache: every change starts a new generation.
-    def save_model(self, request: HttpRequest, obj: Model, form: Any, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        curation.bump_on_commit()
-
-    def delete_model(self, request: HttpRequest, obj: Model) -> None:
-        super().delete_model(request, obj)
-        curation.bump_on_commit()
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        super().delete_queryset(request, queryset)
-        curation.bump_on_commit()

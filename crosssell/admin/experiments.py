@@ -28,7 +28,7 @@ from django.utils.safestring import SafeString
 from crosssell.admin.charts import interval_bars
 from crosssell.admin.common import log_change, safe_next
 from crosssell.models import Experiment, Variant
-from crosssell.services import curation, experiment_lifecycle
+from crosssell.services import experiment_lifecycle
 from crosssell.services.experiment_review import MIN_RELATIVE_LIFT, Comparison, Verdict, verdict
 from crosssell.services.experiments import Report, VariantStats, report, reports
 
@@ -345,18 +345,6 @@ class ExperimentAdmin(admin.ModelAdmin):
         # Running and stopping go through "End experiment" / "Start again", which tell the
         # widgets at once and keep the dates consistent.
         return [] if obj is None else ["is_active", "started_at", "ended_at"]
-
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        super().save_related(request, form, formsets, change)
-        curation.bump_on_commit()  # which experiment and variants run is cached with the lists
-
-    def delete_model(self, request: HttpRequest, obj: Model) -> None:
-        super().delete_model(request, obj)
-        curation.bump_on_commit()
-
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
-        super().delete_queryset(request, queryset)
-        curation.bump_on_commit()
 
     def render_change_form(
         self,

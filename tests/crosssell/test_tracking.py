@@ -236,3 +236,22 @@ def test_a_forked_child_does_not_send_what_its_parent_holds() -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert len(tracking._outbox.held) == 1  # the parent's are still the parent's to send
+
+
+def test_an_experiment_changed_anywhere_starts_a_new_cache_generation(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    from crosssell.services import cache as cs_cache
+
+    seen = [cs_cache.version()]
+    with django_capture_on_commit_callbacks(execute=True):  # the shell, a command, the admin
+        _, variants = make_experiment()
+    seen.append(cs_cache.version())
+    with django_capture_on_commit_callbacks(execute=True):
+        variants[1].weight = 3
+        variants[1].save()
+    seen.append(cs_cache.version())
+    with django_capture_on_commit_callbacks(execute=True):
+        Experiment.objects.all().delete()  # and its variants
+    seen.append(cs_cache.version())
+    assert len(set(seen)) == 4  # the widgets see every change at once
