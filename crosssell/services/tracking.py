@@ -155,20 +155,18 @@ def _redis() -> Any | None:
     took longer than the push itself.
     """
     client = _cache_client()
-    return None if client is None else _writer(client)
+    if client is None:
+        return None
+    held = getattr(client, "_crosssell_writer", None)
+    if held is None:
+        held = client._crosssell_writer = client.get_client(write=True)
+    return held
 
 
 def _cache_client() -> Any | None:
     cache = caches[settings.CACHE_ALIAS]
     client = getattr(cache, "_cache", None)
     return client if client is not None and hasattr(client, "get_client") else None
-
-
-def _writer(client: Any) -> Any:
-    held = getattr(client, "_crosssell_writer", None)
-    if held is None:
-        held = client._crosssell_writer = client.get_client(write=True)
-    return held
 
 
 class _Outbox:
