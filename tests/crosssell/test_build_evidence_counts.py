@@ -20,24 +20,11 @@ from crosssell.engine.cooccurrence import CoCount
 from crosssell.services.build import (
     CountedCoCount,
     EvidenceCounts,
-    Rows,
     also_bought_model,
     compute_rows,
 )
 from crosssell.services.extract import Extracted
-from tests.crosssell.test_build_fast_paths import Fixed
-
-
-def assert_same_rows(got: Rows, want: Rows) -> None:
-    assert got.src.tolist() == want.src.tolist()
-    assert got.dst.tolist() == want.dst.tolist()
-    assert got.rank.tolist() == want.rank.tolist()
-    assert got.score.tolist() == want.score.tolist()
-    assert got.strategy == want.strategy
-    assert got.evidence.keys() == want.evidence.keys()
-    for name in got.evidence:
-        assert got.evidence[name].dtype == want.evidence[name].dtype
-        assert np.array_equal(got.evidence[name], want.evidence[name])
+from tests.crosssell.test_build_fast_paths import Fixed, assert_same_rows
 
 
 def random_shop(seed: int, n_orders: int, n_items: int, density: float) -> Extracted:
