@@ -328,8 +328,9 @@ class ExperimentAdmin(admin.ModelAdmin):
 
     @admin.display(description="winner")
     def winner_col(self, obj: Experiment) -> SafeString | str:
-        rep = getattr(obj, REPORT_ATTR, None)
-        winner = (rep if isinstance(rep, Report) else report(obj)).winner
+        # ExperimentChangeList computed it with the page's others; report() only for an
+        # experiment listed some other way.
+        winner = (getattr(obj, REPORT_ATTR, None) or report(obj)).winner
         if winner is None:
             return NO_DIFFERENCE
         return format_html('<span class="cs-badge cs-state-live">{}</span>', winner.name)
