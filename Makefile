@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crosssell
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run venv test lint typecheck migrations-check check services bench-import bench-engine bench-rebuild bench-serving bench-tracking evaluate clean
+.PHONY: run venv test test-wheel test-django61 lint typecheck migrations-check check services bench-import bench-engine bench-rebuild bench-serving bench-tracking bench-broker evaluate clean
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,10 +24,20 @@ run: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL $(PY) manage.py runserver 127.0.0.1:8000
 
 ## The whole test suite against PostgreSQL and Redis, plus lint, types and migrations.
+## The main suite, the swapped-product run, and the wheel, with the Django 6.1
+## run beside them (scripts/test-all.sh).
 test: $(STAMP) services check
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest
-	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) DJANGO_SETTINGS_MODULE=tests.settings_swapped \
-		$(PY) -m pytest -m "not e2e and not deep and not celery_worker and not slow" tests/crosssell -p no:cacheprovider
+	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) VENV=$(VENV) bash scripts/test-all.sh
+
+## The package as users get it: build the sdist and wheel, install the wheel into a clean venv and
+## run a minimal shop on it (noxfile.py, tests/installed/).
+test-wheel: $(STAMP) services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/nox -s wheel
+
+## The app and engine tests under Django 6.1 on Python 3.12 (constraints-django61.txt).
+test-django61: $(STAMP) services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/nox -s django61
+
 
 services:
 	bash scripts/ensure-services.sh
@@ -66,6 +76,9 @@ bench-tracking: $(STAMP) services
 	command -v wrk >/dev/null || apt-get install -y -qq wrk
 	$(PY) benchmarks/tracking.py --database-url $(BENCH_DATABASE_URL)
 
+bench-broker: $(STAMP) services
+	$(PY) benchmarks/broker_down.py --database-url $(BENCH_DATABASE_URL)
+
 evaluate: $(STAMP)
 	for d in instacart groceries; do \
 	  $(PY) manage.py crosssell_evaluate --products $(DATA)/$$d/products.csv.gz \
@@ -74,4 +87,4 @@ evaluate: $(STAMP)
 	  --purchases $(DATA)/movielens-100k/purchases.csv.gz --protocol personal-ms
 
 clean:
-	rm -rf $(VENV) db.sqlite3 media .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .nox db.sqlite3 media .mypy_cache .ruff_cache .pytest_cache

@@ -1,3 +1,3 @@
 """crosssell: "frequently bought together" and cross-sell recommendations for Django shops."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -34,8 +34,17 @@ DEFAULTS: dict[str, Any] = {
     # The swappable product model, like AUTH_USER_MODEL (read with get_product_model()).
     "PRODUCT_MODEL": "crosssell.Product",
     "PRODUCT_FIELDS": DEFAULT_PRODUCT_FIELDS,
+    # The class that reads the shop's products (dotted path to a subclass of
+    # crosssell.services.catalog.Catalog); the default reads PRODUCT_FIELDS.
+    "CATALOG": "crosssell.services.catalog.FieldCatalog",
+    # How the widgets show money: a dotted path to (or a) callable (amount: Decimal) -> str;
+    # None: Django's localised number with two decimals, no currency sign.
+    "FORMAT_MONEY": None,
     # Privacy: a pair bought together by fewer distinct customers is never published.
     "MIN_CUSTOMERS": 3,
+    # The key of the hash that makes a guest's email one identity (crosssell.services.identity);
+    # None: derived from SECRET_KEY. Set it to keep identities when SECRET_KEY rotates.
+    "IDENTITY_SECRET": None,
     # The lists a rebuild writes: "bought_together" (same order) and "also_bought" (same
     # customer, any order).
     "KINDS": ["bought_together", "also_bought"],
@@ -85,6 +94,10 @@ DEFAULTS: dict[str, Any] = {
     "OFFLINE_METRICS": True,
     # Random seed of everything random in a build.
     "RANDOM_STATE": 42,
+    # How many proxies in front of the site append to X-Forwarded-For: crosssell's throttles and
+    # rate limits key on the address they vouch for. None: REST_FRAMEWORK["NUM_PROXIES"], and
+    # when that is unset too, 0 (the header is never trusted; REMOTE_ADDR is the client).
+    "NUM_PROXIES": None,
 }
 
 

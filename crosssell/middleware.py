@@ -4,11 +4,13 @@
   response that used it. A visitor who only looks costs no session row and no database write.
 - A click: a recommended product's link ends in ``?cs=<impression token>&csp=<product id>``.
 - An add-to-cart: the widget's form sends its impression token as ``cs`` with the chosen
-  ``product_id`` values.
+  ``product_id`` values; a view that calls ``tracking.added_to_cart()`` has only the products
+  it really added counted.
 
 Both are queued (no database write in the request) and remembered in the session for
-checkout's attribution. Add it after the session middleware:
-``"crosssell.middleware.TrackingMiddleware"``.
+checkout's attribution, once the view has answered with a status below 400: a request that
+failed CSRF, was throttled or named no product records nothing. Add it after the session
+middleware: ``"crosssell.middleware.TrackingMiddleware"``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from django.http import HttpRequest, HttpResponse
 from crosssell.conf import settings
 from crosssell.models import Event
 from crosssell.services import tracking
+from crosssell.services.ids import parse_id
 
 PARAM = "cs"
 PRODUCT_PARAM = "csp"
@@ -41,9 +44,12 @@ class TrackingMiddleware:
         fresh = not tracking.valid_visitor(known)
         request.crosssell_visitor = secrets.token_hex(16) if fresh else known  # type: ignore[attr-defined]
         with tracking.collecting():
-            if hasattr(request, "session"):
-                self.record(request)
             response = self.get_response(request)
+            # Recorded after the view, and only for a request that passed CSRF and succeeded: a
+            # forged cross-site post (403), a missing product (404) or a throttled one (429)
+            # records nothing and writes no session.
+            if hasattr(request, "session") and response.status_code < 400:
+                self.record(request)
         if fresh and getattr(request, "crosssell_visitor_used", False):
             response.set_cookie(
                 tracking.COOKIE,
@@ -61,15 +67,15 @@ class TrackingMiddleware:
             # Most pages have no query string: parse it only when the parameter may be there.
             if f"{PARAM}=" not in request.META.get("QUERY_STRING", "") or PARAM not in request.GET:
                 return
-            product = request.GET.get(PRODUCT_PARAM, "")
-            if product.isascii() and product.isdigit():
-                tracking.record_touch(request, request.GET[PARAM], Event.Type.CLICK, int(product))
+            product = parse_id(request.GET.get(PRODUCT_PARAM, ""))
+            if product is not None:
+                tracking.record_touch(request, request.GET[PARAM], Event.Type.CLICK, product)
         elif request.method == "POST" and PARAM in request.POST:
-            chosen = {
-                int(p)
-                for p in request.POST.getlist("product_id")[:100]
-                if p.isascii() and p.isdigit() and len(p) < 19
-            }
+            parsed = (parse_id(p) for p in request.POST.getlist("product_id")[:100])
+            chosen = {p for p in parsed if p is not None}
+            declared = getattr(request, "crosssell_added", None)  # tracking.added_to_cart()
+            if declared is not None:
+                chosen &= declared
             for token in dict.fromkeys(request.POST.getlist(PARAM)[:50]):
                 data = tracking.read_token(token)
                 if data is None:

@@ -88,6 +88,21 @@ class Purchase(models.Model):
         default="",
         help_text="The shop's customer id (the user's primary key); empty for a guest.",
     )
+    # Who the line counts as for the privacy threshold (crosssell.services.identity): "u:" and
+    # the customer, "e:" and a guest's email key, or "o:" and the order. Empty on rows a shop
+    # inserted itself (the database default serves its SQL): they count by customer_ref, else
+    # by order, the same rule in SQL.
+    identity = models.CharField(
+        max_length=80, blank=True, default="", db_default="", editable=False
+    )
+    email_key = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",
+        editable=False,
+        help_text="HMAC-SHA256 of the order's normalised email; never the email itself.",
+    )
     product = models.ForeignKey(
         get_product_model_string(), on_delete=models.CASCADE, related_name="crosssell_purchases"
     )
@@ -106,6 +121,10 @@ class Purchase(models.Model):
         ]
         indexes = [
             models.Index(fields=["customer_ref"], name="crosssell_purchase_customer"),
+            models.Index(fields=["identity"], name="crosssell_purchase_identity"),
+            models.Index(
+                fields=["email_key"], condition=~Q(email_key=""), name="crosssell_purchase_email"
+            ),
             models.Index(fields=["product", "order_ref"], name="crosssell_purchase_product"),
             models.Index(fields=["purchased_at"], name="crosssell_purchase_time"),
         ]
@@ -281,6 +300,22 @@ class PendingUpdate(models.Model):
         return f"pending update of product {self.product_id}"
 
 
+class CacheGeneration(models.Model):
+    """The cache generation of a cache that each process keeps to itself (local memory).
+
+    Shared caches (Redis) hold the generation themselves; a local-memory cache cannot, or a
+    command's bump (a rebuild, an erasure) would never reach the web processes
+    (``crosssell.services.cache``).
+    """
+
+    name = models.CharField(max_length=64, primary_key=True, help_text="The cache alias.")
+    value = models.CharField(max_length=32)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"cache generation {self.value} of {self.name}"
+
+
 class Experiment(models.Model):
     """An A/B test of recommendation variants on a placement."""
 
@@ -447,6 +482,7 @@ def user_customer_ref(user: Any) -> str:
 __all__ = [
     "AbstractProduct",
     "Build",
+    "CacheGeneration",
     "Event",
     "Exclusion",
     "Experiment",

@@ -15,9 +15,20 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
+from django.dispatch import Signal
 
 from crosssell.models import Exclusion, Experiment, Variant, get_product_model
 from crosssell.services import cache as cs_cache
+
+#: Sent by :func:`crosssell.services.customers.erase_customer` (``crosssell_customer erase``)
+#: once crosssell's own rows of a customer are gone, inside the erasure's transaction, so the
+#: shop erases its rows of the same person (orders, names, emails) all or nothing with it: a
+#: receiver that raises rolls the whole erasure back. Keyword arguments: ``customer`` (a
+#: :class:`crosssell.services.customers.Customer`), ``customer_ref`` (the customer reference,
+#: the user's primary key; may be empty), ``email`` (as given; may be empty) and
+#: ``order_refs`` (the erased order numbers, guest orders found by the email included). The
+#: sender is the ``Customer`` class.
+customer_erased = Signal()
 
 
 def bump_on_commit(sender: Any, **kwargs: Any) -> None:

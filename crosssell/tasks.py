@@ -10,6 +10,7 @@ from typing import Any
 
 from celery import shared_task
 from django.db import DatabaseError, InterfaceError
+from kombu.utils.url import maybe_sanitize_url
 
 RETRY_ON = (ConnectionError, TimeoutError, DatabaseError, InterfaceError)
 
@@ -113,6 +114,44 @@ def process_pending() -> int:
     from crosssell.services.incremental import process_pending as run
 
     return run()
+
+
+def queue_process_pending(countdown: float) -> None:
+    """Queue ``process_pending`` to run in ``countdown`` seconds (``crosssell.apps`` registers
+    this as the incremental service's sender).
+
+    A checkout calls it after its commit, so with the broker down it gives up after one
+    connection attempt (bounded by the broker's connect timeout) instead of kombu's retries,
+    which sleep 2 s between attempts; it raises ``BrokerUnavailable`` and the order's products
+    stay pending. Without a Celery app of the project's own nothing is sent: Celery's fallback
+    app would publish to ``amqp://localhost``, where no worker of this project listens
+    (``crosssell.W050``).
+    """
+    from crosssell.services.incremental import BrokerUnavailable
+
+    app = process_pending.app
+    if app.conf.task_always_eager:
+        process_pending.apply_async(countdown=countdown, ignore_result=True)  # runs right here
+        return
+    if is_fallback_app(app):
+        raise BrokerUnavailable("no Celery app is configured: add the project's celery.py")
+    try:
+        with app.producer_or_acquire() as producer:
+            producer.connection.ensure_connection(max_retries=0)
+            # ignore_result: nothing reads it, and with a Redis result backend that is down,
+            # subscribing to the result would retry for about 20 s inside the checkout's request.
+            process_pending.apply_async(
+                countdown=countdown, ignore_result=True, retry=False, producer=producer
+            )
+    except Exception as exc:
+        broker = maybe_sanitize_url(app.conf.broker_url or "amqp://guest@localhost//")
+        raise BrokerUnavailable(f"broker {broker}: {type(exc).__name__}: {exc}") from exc
+
+
+def is_fallback_app(app: Any) -> bool:
+    """Whether ``app`` is the app Celery makes up when the project created none (no
+    ``celery.py``): it reads no Django settings and no worker runs it."""
+    return bool(app.main == "default" and not app.fixups)
 
 
 @shared_task(

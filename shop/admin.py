@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from crosssell.admin.common import ParentConstraintsFormSet
 from shop.models import Order, OrderLine
 
 
@@ -11,6 +12,7 @@ class OrderLineInline(admin.TabularInline):
     """The lines of an order."""
 
     model = OrderLine
+    formset = ParentConstraintsFormSet  # a repeated product is a form error, not a 500
     extra = 0
     raw_id_fields = ["product"]
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 
+from crosssell.services.ids import MAX_ID, parse_id
 from shop.cart import MAX_QUANTITY
 
 
@@ -25,12 +26,11 @@ class CartAddForm(forms.Form):
             raise forms.ValidationError("Choose at least one product.")
         ids: list[int] = []
         for value in raw:
-            try:
-                pid = int(value)
-            except (TypeError, ValueError):
-                raise forms.ValidationError(f"{value!r} is not a product.") from None
-            if pid <= 0:
-                raise forms.ValidationError(f"{value!r} is not a product.")
+            # ASCII digits up to the largest id the database stores: 20 digits would overflow
+            # the query, 5000 would make int() itself refuse.
+            pid = parse_id(value.strip() if isinstance(value, str) else value)
+            if pid is None:
+                raise forms.ValidationError(f"{str(value)[:30]!r} is not a product.")
             if pid not in ids:
                 ids.append(pid)
         self.product_ids = ids
@@ -42,7 +42,7 @@ class CartAddForm(forms.Form):
 class CartUpdateForm(forms.Form):
     """A new quantity for one product of the cart (0 removes it)."""
 
-    product_id = forms.IntegerField(min_value=1)
+    product_id = forms.IntegerField(min_value=1, max_value=MAX_ID)
     quantity = forms.IntegerField(min_value=0, max_value=MAX_QUANTITY)
 
 

@@ -16,6 +16,8 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 
+import crosssell
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -189,11 +191,23 @@ REST_FRAMEWORK = {
         # The recommendation endpoints (a storefront calls them on every page).
         "crosssell": os.environ.get("API_THROTTLE_CROSSSELL", "600/minute"),
     },
+    # The proxies in front of the site that append to X-Forwarded-For (nginx, a load balancer):
+    # the throttles key on the address they vouch for. 0: the header is ignored, REMOTE_ADDR is
+    # the client. Unset, DRF would trust whatever header a client sends (crosssell.W040).
+    "NUM_PROXIES": int(os.environ.get("DJANGO_NUM_PROXIES", "0")),
+}
+# The storefront's cart add and checkout (POST), per client address and per session; beyond
+# the rate a request gets 429. "" switches a limit off.
+SHOP_RATE_LIMITS = {
+    "cart-add:address": os.environ.get("SHOP_RATE_CART_ADD_ADDRESS", "300/minute"),
+    "cart-add:session": os.environ.get("SHOP_RATE_CART_ADD_SESSION", "60/minute"),
+    "checkout:address": os.environ.get("SHOP_RATE_CHECKOUT_ADDRESS", "30/minute"),
+    "checkout:session": os.environ.get("SHOP_RATE_CHECKOUT_SESSION", "10/minute"),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "crosssell API",
     "DESCRIPTION": "Frequently-bought-together and cross-sell recommendations.",
-    "VERSION": "0.1.0",
+    "VERSION": crosssell.__version__,
     "SERVE_INCLUDE_SCHEMA": False,
     # Swagger UI from the sidecar package: the docs page works offline, with no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -226,6 +240,8 @@ LOGGING = {
 CROSSSELL_PRODUCT_MODEL = "crosssell.Product"
 ABSOLUTE_URL_OVERRIDES = {"crosssell.product": lambda p: f"/products/{p.pk}/"}
 CROSSSELL_ADD_TO_CART_URL = "shop:cart-add"
+# The widgets show money as the shop's own pages do (its "money" filter: $1,234.50).
+CROSSSELL_FORMAT_MONEY = "shop.templatetags.shop_tags.money"
 CROSSSELL_MIN_CUSTOMERS = int(os.environ.get("CROSSSELL_MIN_CUSTOMERS", "3"))
 CROSSSELL_SHARD_SIZE = int(os.environ.get("CROSSSELL_SHARD_SIZE", "50000"))
 CROSSSELL_LOCK_TTL = int(os.environ.get("CROSSSELL_LOCK_TTL", "120"))

@@ -27,6 +27,7 @@ from crosssell.services.purchases import Line, record_order
 from shop.cart import MAX_QUANTITY, Cart
 from shop.forms import CartAddForm, CartUpdateForm, CheckoutForm
 from shop.models import Order, OrderLine
+from shop.throttling import rate_limited
 
 PAGE_SIZE = 24
 SORTS: dict[str, tuple[str, tuple[str, ...]]] = {
@@ -70,11 +71,12 @@ def category_tree() -> list[CategoryNode]:
 def catalog(request: HttpRequest) -> HttpResponse:
     """All active products, filtered by category or a search, paginated."""
     qs = Product.objects.filter(is_active=True)
-    category = request.GET.get("category", "").strip()
+    # PostgreSQL refuses a NUL character in a query, and no product's text holds one: drop it.
+    category = request.GET.get("category", "").replace("\x00", "").strip()
     if category:
         # A top-level category also matches its children ("Photo" -> "Photo > Cameras").
         qs = qs.filter(Q(category=category) | Q(category__startswith=category + SEPARATOR))
-    query = request.GET.get("q", "").strip()[:100]
+    query = request.GET.get("q", "").replace("\x00", "").strip()[:100]
     if query:
         qs = qs.filter(Q(name__icontains=query) | Q(category__icontains=query))
     sort = request.GET.get("sort", "popular")
@@ -133,8 +135,10 @@ def _back(request: HttpRequest, default: str) -> HttpResponseRedirect:
 
 
 @require_POST
+@rate_limited("cart-add")
 def cart_add(request: HttpRequest) -> HttpResponse:
     """Add one or more products (``product_id`` repeated) to the cart, then go back."""
+    tracking.added_to_cart(request, ())  # a refused form records no add-to-cart
     form = CartAddForm(request.POST)
     if not form.is_valid():
         for error in form.errors.get("quantity", []):
@@ -160,6 +164,7 @@ def cart_add(request: HttpRequest) -> HttpResponse:
             messages.error(request, str(exc))
             break
         added.append(product.name)
+        tracking.added_to_cart(request, (pid,))
     if len(added) == 1:
         messages.success(request, f"Added {added[0]} to your cart.")
     elif added:
@@ -237,13 +242,16 @@ def place_order(request: HttpRequest, cart: Cart, name: str, email: str) -> Orde
             order.number,
             [Line(line.product.pk, line.quantity, line.unit_price) for line in lines],
             customer_ref=user_customer_ref(request.user),
+            # Only a keyed hash is kept: one guest's orders count as one customer.
+            email=email,
             purchased_at=order.created_at,
         )
     return order
 
 
+@rate_limited("checkout")
 def checkout(request: HttpRequest) -> HttpResponse:
-    """Name and email, then the order."""
+    """Name and email, then the order (a POST is rate-limited)."""
     cart = Cart(request)
     if not cart:
         messages.info(request, "Your cart is empty.")

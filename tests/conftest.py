@@ -19,6 +19,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
+# The Oscar test shop is a project of its own (its settings, its pytest.ini): `make test-oscar`.
+collect_ignore = ["oscarshop"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -49,12 +51,13 @@ def _isolated_cache_and_eager_celery(request: pytest.FixtureRequest) -> Iterator
     from django.core.cache import cache
 
     from crosssell.services import cache as cs_cache
-    from crosssell.services import tracking
+    from crosssell.services import incremental, tracking
     from shop.celery import app
 
     with contextlib.suppress(Exception):  # a test may have stopped the cache server on purpose
         cache.clear()
     cs_cache.forget_local()
+    incremental.outage.reset()  # an earlier test's broker outage, as this process saw it
     tracking.drop_held()  # an earlier test's impressions, held in this process
     eager = app.conf.task_always_eager, app.conf.task_eager_propagates
     app.conf.task_always_eager, app.conf.task_eager_propagates = True, True
@@ -152,3 +155,46 @@ def celery_workers(transactional_db: None) -> Iterator[Callable[..., Worker]]:
     for worker in started:
         worker.stop()
     app.control.purge()
+
+
+@pytest.fixture
+def unreachable_port() -> int:
+    """A local TCP port nothing listens on (the kernel just handed it out and it was closed);
+    not RabbitMQ's 5672 nor Redis's 6379, which are up on a development machine."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    with pytest.raises(OSError):  # really refused: nothing took it in the meantime
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    return port
+
+
+@pytest.fixture
+def celery_broker() -> Callable[[str], contextlib.AbstractContextManager[None]]:
+    """``with celery_broker(url):`` this process sends its tasks to ``url`` (eager mode off),
+    then back to the settings' broker. (Celery reads ``CELERY_BROKER_URL`` once, so an
+    ``override_settings`` would not reach it: this is that override, on the app's config.)"""
+    from kombu import pools
+
+    from shop.celery import app
+
+    def reset() -> None:
+        # kombu keeps its pools in a global registry by URL, and the app caches its own.
+        pools.reset()
+        app._pool = None
+        amqp = app.__dict__.get("amqp")
+        if amqp is not None:
+            amqp._producer_pool = None
+
+    @contextlib.contextmanager
+    def at(url: str) -> Iterator[None]:
+        saved = app.conf.broker_url, app.conf.task_always_eager
+        app.conf.broker_url, app.conf.task_always_eager = url, False
+        reset()
+        try:
+            yield
+        finally:
+            app.conf.broker_url, app.conf.task_always_eager = saved
+            reset()
+
+    return at

@@ -21,4 +21,5 @@ CROSSSELL_PRODUCT_FIELDS = {
     "image": None,
 }
 ABSOLUTE_URL_OVERRIDES: dict[str, object] = {}
+CROSSSELL_FORMAT_MONEY = None  # Django's localised number: this shop sets no formatter
 CELERY_BEAT_SCHEDULE: dict[str, object] = {}

@@ -26,8 +26,10 @@ from django.utils.safestring import SafeString
 from crosssell.admin.charts import bars, sparkline
 from crosssell.admin.common import log_change
 from crosssell.models import Build, Exclusion, Recommendation
+from crosssell.permissions import can_see_evidence
 from crosssell.services import curation
 from crosssell.services.build import publish
+from crosssell.services.ids import parse_id
 
 COUNT_KEYS = ("orders", "lines", "products", "customers")
 
@@ -258,9 +260,12 @@ class BuildAdmin(admin.ModelAdmin):
             "show_save_and_add_another": False,
             **(extra_context or {}),
         }
-        build = Build.objects.filter(pk=object_id).first() if object_id else None
+        # A malformed id ("x", 5000 digits) is Django's "doesn't exist" redirect, not a 500.
+        pk = parse_id(object_id) if object_id else None
+        build = Build.objects.filter(pk=pk).first() if pk is not None else None
         if build is not None:
             extra["diff"] = curation.build_diff(build, limit=30)
+            extra["show_evidence"] = can_see_evidence(request.user)
             extra["progress"] = progress_of(build)
             extra["progress_url"] = reverse("admin:crosssell_build_progress", args=[build.pk])
             extra["publish_url"] = reverse("admin:crosssell_build_publish", args=[build.pk])
@@ -333,7 +338,7 @@ class BuildAdmin(admin.ModelAdmin):
                 f"{ready.lines:,}",
                 f"{ready.lines / ready.orders:.1f} per order" if ready.orders else "",
             ),
-            ("Customers", f"{ready.customers:,}", "signed-in, distinct"),
+            ("Customers", f"{ready.customers:,}", "distinct people, as the threshold counts"),
             (
                 "Products with sales",
                 f"{ready.products_with_sales:,}",

@@ -7,7 +7,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.widgets import AutocompleteSelect
+from django.core.exceptions import ValidationError
 from django.db.models import Model
+from django.forms.models import BaseInlineFormSet
 from django.http import HttpRequest
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
@@ -115,13 +118,67 @@ def safe_next(request: HttpRequest, default: str) -> str:
 
 
 def product_search_fields() -> list[str]:
-    """Search lookups for the product model: its mapped name and key fields."""
-    from crosssell.models import product_field
+    """Search lookups for the product model: its name and key fields, as the catalog says."""
+    from crosssell.services.catalog import get_catalog
 
-    return [f for f in (product_field("name"), product_field("key")) if f]
+    return get_catalog().search_fields()
 
 
 def product_model_registered(site: Any) -> bool:
     """Whether the admin site has a product admin that autocomplete can search."""
     model_admin = site._registry.get(get_product_model())
     return bool(model_admin is not None and model_admin.get_search_fields(None))
+
+
+class SafeAutocompleteSelect(AutocompleteSelect):
+    """Django's autocomplete select, minus its 500 when a refused form is shown again with a
+    submitted value that is not a key at all (``1e5``, 5000 digits): such a value selects
+    nothing instead of reaching the query."""
+
+    def optgroups(self, name: str, value: Any, attr: Any = None) -> Any:
+        pk = self.field.remote_field.model._meta.pk
+        kept = []
+        for v in value:
+            try:
+                pk.to_python(v)
+            except (ValidationError, ValueError, TypeError):
+                continue
+            kept.append(v)
+        return super().optgroups(name, kept, attr)
+
+
+class SafeAutocompleteMixin:
+    """Uses :class:`SafeAutocompleteSelect` for a ``ModelAdmin``'s autocomplete fields."""
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        autocomplete = self.get_autocomplete_fields(request)  # type: ignore[attr-defined]
+        if "widget" not in kwargs and db_field.name in autocomplete:
+            kwargs["widget"] = SafeAutocompleteSelect(
+                db_field,
+                self.admin_site,  # type: ignore[attr-defined]
+                using=kwargs.get("using"),
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
+
+
+class ParentConstraintsFormSet(BaseInlineFormSet):
+    """An inline formset that checks the model's constraints on the parent's key too.
+
+    Django leaves the foreign key to the parent out of each inline form's constraint check, so a
+    row that repeats a stored one (a tampered ``INITIAL_FORMS`` re-posts a stored row as new)
+    reaches the database's unique constraint: a 500 instead of a form error.
+    """
+
+    def clean(self) -> None:
+        super().clean()
+        for form in self.forms:
+            deleted = self.can_delete and form.cleaned_data.get("DELETE")
+            if not form.has_changed() or deleted or form.errors:
+                continue
+            model_fields = {f.name for f in form.instance._meta.fields}
+            exclude = {name for name in model_fields if name not in form.fields}
+            exclude.discard(self.fk.name)
+            try:
+                form.instance.validate_constraints(exclude=exclude)
+            except ValidationError as exc:
+                form.add_error(None, exc)

@@ -6,12 +6,16 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
-from crosssell.admin.common import product_label, product_model_registered
+from crosssell.admin.common import (
+    SafeAutocompleteMixin,
+    product_label,
+    product_model_registered,
+)
 from crosssell.models import Exclusion
 
 
 @admin.register(Exclusion)
-class ExclusionAdmin(admin.ModelAdmin):
+class ExclusionAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
     """Exclusions, applied both when building and when serving."""
 
     list_display = ["source_col", "target_col", "symmetric", "note", "created_at"]

@@ -26,7 +26,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from crosssell.admin.charts import interval_bars
-from crosssell.admin.common import log_change, safe_next
+from crosssell.admin.common import ParentConstraintsFormSet, log_change, safe_next
 from crosssell.models import Experiment, Variant
 from crosssell.services import experiment_lifecycle
 from crosssell.services.experiment_review import MIN_RELATIVE_LIFT, Comparison, Verdict, verdict
@@ -251,6 +251,7 @@ class VariantInline(admin.TabularInline):
     """The arms of the experiment; the first one is the control every other is compared with."""
 
     model = Variant
+    formset = ParentConstraintsFormSet
     fields = ["name", "strategy", "holdout", "weight"]
     extra = 0
     min_num = 0

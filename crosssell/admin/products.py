@@ -25,9 +25,14 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import SafeString, mark_safe
 
-from crosssell.admin.common import product_label, product_model_registered
+from crosssell.admin.common import (
+    SafeAutocompleteMixin,
+    product_label,
+    product_model_registered,
+)
 from crosssell.conf import settings
 from crosssell.models import Recommendation
+from crosssell.permissions import can_see_evidence
 from crosssell.services import curation
 from crosssell.services.curation import FALLBACK_STRATEGIES
 
@@ -38,6 +43,19 @@ PANEL_FIELD = "crosssell_recommendations"
 
 class CuratedFormSet(BaseInlineFormSet):
     """Saves the merchant's rows through the curation service (live build and cache too)."""
+
+    def clean(self) -> None:
+        super().clean()
+        # The source is not a field of the inline's forms, so the model's "not itself"
+        # constraint is not checked by them: refuse it here rather than in the save (a 500).
+        for form in self.forms:
+            target = getattr(form, "cleaned_data", {}).get("target")
+            if (
+                target is not None
+                and self.instance.pk is not None
+                and target.pk == self.instance.pk
+            ):
+                form.add_error("target", "A product cannot be recommended with itself.")
 
     def save_new(self, form: forms.ModelForm, commit: bool = True) -> Any:
         obj = form.instance
@@ -61,7 +79,7 @@ class CuratedFormSet(BaseInlineFormSet):
             curation.reset(obj.source_id, obj.target_id, kind=obj.kind)
 
 
-class CuratedInline(admin.TabularInline):
+class CuratedInline(SafeAutocompleteMixin, admin.TabularInline):
     """The merchant's own decisions for this product: pins (in order) and rejections."""
 
     model = Recommendation
@@ -191,6 +209,9 @@ class CrosssellProductAdminMixin:
                 "panels": panels,
                 "source": obj,
                 "can_change": can_change,
+                # Customers, lift, co-counts (and the score, a co-count for most strategies):
+                # for those who may view recommendations, not for every product editor.
+                "show_evidence": request is not None and can_see_evidence(request.user),
                 "curate_url": reverse("admin:crosssell_recommendation_curate"),
                 "next": request.get_full_path() if request is not None else "",
                 "changelist_url": reverse("admin:crosssell_recommendation_changelist")

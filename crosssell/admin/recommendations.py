@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.models import ADDITION
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import BadRequest, PermissionDenied
 from django.db.models import Model, QuerySet
 from django.http import (
     HttpRequest,
@@ -22,6 +22,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from crosssell.admin.common import (
+    SafeAutocompleteMixin,
     evidence_value,
     log_change,
     product_admin_url,
@@ -31,8 +32,10 @@ from crosssell.admin.common import (
     safe_next,
 )
 from crosssell.conf import settings
-from crosssell.models import Build, Recommendation, get_product_model, product_field
+from crosssell.models import Build, Recommendation, get_product_model
 from crosssell.services import curation
+from crosssell.services.catalog import get_catalog
+from crosssell.services.ids import parse_id
 
 Status = Recommendation.Status
 KIND_SHORT = {"bought_together": "together", "also_bought": "also bought", "similar": "similar"}
@@ -62,8 +65,11 @@ class BuildFilter(admin.SimpleListFilter):
             return queryset.filter(build__state=Build.State.LIVE)
         if value == "curated":
             return queryset.filter(build__isnull=True)
-        if value and value.isdigit():
-            return queryset.filter(build_id=int(value))
+        build_id = parse_id(value)
+        if build_id is not None:
+            return queryset.filter(build_id=build_id)
+        if value:
+            return queryset.none()  # ?build=<20 digits> or ?build=x: no such build
         return queryset
 
 
@@ -74,23 +80,26 @@ class SourceCategoryFilter(admin.SimpleListFilter):
     parameter_name = "category"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        lookup = product_field("category")
-        if not lookup:
+        catalog = get_catalog()
+        column = catalog.column("category")
+        if not column:
             return []
         values = (
-            get_product_model()
-            ._default_manager.exclude(**{f"{lookup}__isnull": True})
-            .exclude(**{lookup: ""})
-            .order_by(lookup)
-            .values_list(lookup, flat=True)
+            catalog.products()
+            .exclude(**{f"{column}__isnull": True})
+            .exclude(**{column: ""})
+            .order_by(column)
+            .values_list(column, flat=True)
             .distinct()[:200]
         )
         return [(str(v), str(v)) for v in values]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        lookup = product_field("category")
-        if self.value() and lookup:
-            return queryset.filter(**{f"source__{lookup}": self.value()})
+        value = self.value()
+        if value and "\x00" in value:  # PostgreSQL refuses NUL in a query; no category has one
+            return queryset.none()
+        if value and get_catalog().column("category"):
+            return queryset.filter(get_catalog().category_q(value, "source__"))
         return queryset
 
 
@@ -109,7 +118,7 @@ class CuratedForm(forms.ModelForm):
 
 
 @admin.register(Recommendation)
-class RecommendationAdmin(admin.ModelAdmin):
+class RecommendationAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
     """Every recommendation with its evidence; pin, reject or reset in bulk."""
 
     list_display = [
@@ -198,8 +207,10 @@ class RecommendationAdmin(admin.ModelAdmin):
         # Only when the product model's admin can be searched (a swapped model may have none).
         return ["source", "target"] if product_model_registered(self.admin_site) else []
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        found = super().get_actions(request)
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # Django 6.1 passes where the actions show (list or change form); 5.2 has no such argument.
+        where = {} if action_location is None else {"action_location": action_location}
+        found = super().get_actions(request, **where)
         found.pop("delete_selected", None)  # rows go through reset, never a raw delete
         return found
 
@@ -300,11 +311,10 @@ class RecommendationAdmin(admin.ModelAdmin):
 
     @staticmethod
     def _int(request: HttpRequest, name: str) -> int:
-        value = request.POST.get(name) or request.GET.get(name) or ""
-        try:
-            return int(value)
-        except ValueError:
-            raise PermissionDenied(f"Bad {name}.") from None
+        value = parse_id(request.POST.get(name) or request.GET.get(name) or "")
+        if value is None:  # not an id the database could hold (20 digits, 5000, "x")
+            raise BadRequest(f"Bad {name}: not a product id.")
+        return value
 
     def curate_view(self, request: HttpRequest) -> HttpResponse:
         """Pin, reject or reset one pair (the product panel's buttons post here)."""
@@ -362,11 +372,17 @@ class RecommendationAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/crosssell/recommendation/pin_rule.html", context)
 
 
+#: Above any count of customers a shop has; keeps the JSON comparison within 32 bits.
+MAX_CUSTOMERS = 2**31 - 1
+
+
 class PinRuleForm(forms.Form):
     """Thresholds of the bulk pinning rule."""
 
     min_lift = forms.FloatField(label="Lift at least", min_value=0, initial=2.0)
-    min_customers = forms.IntegerField(label="Bought together by at least", min_value=1)
+    min_customers = forms.IntegerField(
+        label="Bought together by at least", min_value=1, max_value=MAX_CUSTOMERS
+    )
     kind = forms.ChoiceField(choices=Recommendation.Kind.choices)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

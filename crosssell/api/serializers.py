@@ -11,11 +11,9 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 from crosssell.conf import settings
+from crosssell.services.ids import MAX_ID
 from crosssell.services.products import price_of, products, read
 from crosssell.services.serving import MAX_CART, Item
-
-#: The largest primary key the databases store (a signed 64-bit integer).
-MAX_ID = 2**63 - 1
 
 
 def limit_field(*, strict: bool) -> serializers.IntegerField:
@@ -65,6 +63,24 @@ class LimitQuerySerializer(serializers.Serializer):
         return {"limit": limit_field(strict=False)}
 
 
+#: A visitor id a storefront may name (``visitor``).
+VISITOR_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+OTHER_VISITOR = "This visitor differs from the one the request's cookie names."
+NOT_THIS_VISITOR = "This token was served to another visitor."
+
+
+class VisitorQuerySerializer(serializers.Serializer):
+    """The ``visitor`` query parameter of a storefront whose calls carry no cookie."""
+
+    visitor = serializers.RegexField(
+        VISITOR_PATTERN,
+        required=False,
+        help_text="With tracking on, for a storefront whose calls carry no cookie: the visitor "
+        "the list is for (by default the `crosssell_visitor` cookie's; a different one is "
+        "refused). It picks the visitor's variant, and the list's token serves it only.",
+    )
+
+
 class CartRequestSerializer(serializers.Serializer):
     """A cart: the products in it, and how many recommendations to return."""
 
@@ -103,13 +119,18 @@ class RecommendationSerializer(serializers.Serializer):
     url = serializers.CharField(
         allow_null=True, help_text="The product's page (get_absolute_url), or null."
     )
-    score = serializers.FloatField(help_text="The strategy's score; 0 for a fallback.")
+    score = serializers.FloatField(
+        required=False,
+        help_text="The strategy's score (0 for a fallback); like the evidence, only for users "
+        "with the view permission on recommendations (a co-count strategy's score is a count).",
+    )
     strategy = serializers.CharField(
         help_text='What produced it: "cocount", "pinned", "bestsellers"...'
     )
     evidence = serializers.DictField(
         required=False,
-        help_text="Staff users only: co-purchase count, confidence, lift, customers.",
+        help_text="Only for users with the view permission on recommendations: co-purchase "
+        "count, confidence, lift, customers.",
     )
 
     def to_representation(self, instance: Item | Mapping[str, Any]) -> dict[str, Any]:
@@ -125,11 +146,11 @@ class RecommendationSerializer(serializers.Serializer):
             "name": str(read(product, "name", str(product))),
             "price": price_of(product),
             "url": product_url(product),
-            # A non-finite score would make the response invalid JSON.
-            "score": slot.score if math.isfinite(slot.score) else 0.0,
             "strategy": slot.strategy,
         }
         if self.context.get("show_evidence"):
+            # A non-finite score would make the response invalid JSON.
+            row["score"] = slot.score if math.isfinite(slot.score) else 0.0
             row["evidence"] = slot.evidence
         return row
 
@@ -210,11 +231,34 @@ class EventsRequestSerializer(serializers.Serializer):
         help_text=f"1 to {MAX_EVENTS} events.",
     )  # fmt: skip
     visitor = serializers.RegexField(
-        r"^[A-Za-z0-9_-]{1,64}$",
+        VISITOR_PATTERN,
         required=False,
         help_text="A stable, anonymous visitor id, for a storefront whose calls carry no cookie "
-        "(by default the visitor's `crosssell_visitor` cookie).",
+        "(by default the visitor's `crosssell_visitor` cookie; a different one is refused). "
+        "Every token must have been served to this visitor.",
     )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The visitor the request acts as (``holder``); every token served to it."""
+        from crosssell.services import tracking
+
+        request = self.context.get("request")
+        request = getattr(request, "_request", request)
+        holder = tracking.acting_as(request, attrs.get("visitor"))
+        if holder is None:
+            raise serializers.ValidationError({"visitor": [OTHER_VISITOR]})
+        attrs["holder"] = holder
+        if not settings.TRACKING:
+            return attrs
+        visitor = tracking.current_visitor(holder)
+        foreign = {
+            str(i): {"impression": [NOT_THIS_VISITOR]}
+            for i, event in enumerate(attrs["events"])
+            if visitor is None or tracking.read_token(event["impression"], visitor) is None
+        }
+        if foreign:
+            raise serializers.ValidationError({"events": foreign})
+        return attrs
 
 
 class EventsAcceptedSerializer(serializers.Serializer):

@@ -7,27 +7,31 @@ from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from crosssell.api import event_limits
 from crosssell.api.parsers import SafeJSONParser
 from crosssell.api.serializers import (
-    MAX_ID,
+    OTHER_VISITOR,
     CartRequestSerializer,
     ErrorDetailSerializer,
     EventsAcceptedSerializer,
     EventsRequestSerializer,
     LimitQuerySerializer,
     RecommendationListSerializer,
+    VisitorQuerySerializer,
 )
 from crosssell.api.throttling import SCOPE, CrosssellRateThrottle
 from crosssell.conf import settings
 from crosssell.models import Variant, user_customer_ref
+from crosssell.permissions import can_see_evidence
 from crosssell.services import cache as cs_cache
 from crosssell.services import for_you, serving, tracking
+from crosssell.services.ids import parse_id
 from crosssell.services.products import sellable_products
 from crosssell.services.serving import Item
 
@@ -66,7 +70,7 @@ class RecommendationView(APIView):
     throttle_scope = SCOPE
 
     def respond(self, request: Request, items: list[Item]) -> Response:
-        """The items in the envelope, with the evidence for staff users only."""
+        """The items in the envelope, with the evidence for users who may see it."""
         return Response(self.payload(request, items))
 
     def payload(
@@ -75,19 +79,32 @@ class RecommendationView(APIView):
         """The envelope as plain data (cacheable)."""
         data = RecommendationListSerializer(
             {"results": items, "build": build or serving.live_build_id()},
-            context={"request": request, "show_evidence": is_staff(request)},
+            context={"request": request, "show_evidence": shows_evidence(request)},
         ).data
         return {"results": [dict(r) for r in data["results"]], "build": data["build"]}
 
     @staticmethod
-    def variant(request: Request, placement: str) -> Variant | None:
+    def visitor(request: Request) -> Any:
+        """The visitor the list is for (a ``tracking.visitor_id`` holder): the cookie's, or the
+        one a cookie-less storefront names with ``?visitor=`` (400 when the two differ)."""
+        held = getattr(request, "_crosssell_holder", None)
+        if held is None:
+            query = VisitorQuerySerializer(data=request.query_params)
+            query.is_valid(raise_exception=True)
+            held = tracking.acting_as(request._request, query.validated_data.get("visitor"))
+            if held is None:
+                raise ValidationError({"visitor": [OTHER_VISITOR]})
+            request._crosssell_holder = held  # type: ignore[attr-defined]
+        return held
+
+    def variant(self, request: Request, placement: str) -> Variant | None:
         """The visitor's variant of the placement's running experiment (tracking on)."""
         if not settings.TRACKING:
             return None
-        return tracking.variant_for(placement, request._request)
+        return tracking.variant_for(placement, self.visitor(request))
 
-    @staticmethod
     def with_impression(
+        self,
         request: Request,
         payload: dict[str, Any],
         placement: str,
@@ -96,7 +113,7 @@ class RecommendationView(APIView):
     ) -> dict[str, Any]:
         """The payload with a fresh impression token (tracking on), for the client to post to
         ``events/`` when it shows the list: an API call may be a prefetch, so the impression
-        is not recorded here."""
+        is not recorded here. The token serves this visitor only."""
         if not settings.TRACKING:
             return {**payload, "impression": None}
         results = payload["results"]
@@ -104,6 +121,7 @@ class RecommendationView(APIView):
             str(uuid.uuid4()),
             variant.pk if variant else None,
             [r["id"] for r in results],
+            visitor=tracking.visitor_id(self.visitor(request)),
             l=placement,
             s=sources,
             t=[r["strategy"] for r in results],
@@ -133,6 +151,7 @@ class FrequentlyBoughtTogetherView(RecommendationView):
                 description="The product's primary key.",
             ),
             LimitQuerySerializer,
+            VisitorQuerySerializer,
         ],
         responses={
             200: RecommendationListSerializer,
@@ -146,12 +165,13 @@ class FrequentlyBoughtTogetherView(RecommendationView):
     def get(self, request: Request, product_id: str) -> Response:
         limit = self.limit(request)
         # The route takes any segment so that a malformed id gets the API's JSON 404.
-        if not (product_id.isascii() and product_id.isdigit() and 0 < int(product_id) <= MAX_ID):
+        parsed = parse_id(product_id)
+        if parsed is None:
             raise NotFound(NOT_FOR_SALE)
-        pk = int(product_id)
+        pk = parsed
         variant = self.variant(request, "product")
         build = variant.build_id if variant is not None and variant.build_id else None
-        staff = is_staff(request)
+        evidence = shows_evidence(request)
 
         def compute() -> dict[str, Any] | None:
             product = sellable_products().filter(pk=pk).first()
@@ -163,7 +183,7 @@ class FrequentlyBoughtTogetherView(RecommendationView):
 
         # The envelope is cached per cache generation (a build, a pin, a product change start
         # a new one): a hot product costs no query.
-        key = f"api:fbt:{pk}:{limit}:{build or ''}:{int(staff)}"
+        key = f"api:fbt:{pk}:{limit}:{build or ''}:{int(evidence)}"
         payload = cs_cache.get_or_set(key, compute, local=True)
         if payload is None:
             raise NotFound(NOT_FOR_SALE)
@@ -175,9 +195,9 @@ class FrequentlyBoughtTogetherView(RecommendationView):
 NOT_FOR_SALE = "No such product, or it is not for sale."
 
 
-def is_staff(request: Request) -> bool:
-    user = getattr(request, "user", None)
-    return bool(user and user.is_staff)
+def shows_evidence(request: Request) -> bool:
+    """The evidence is for users with the view permission on recommendations, not all staff."""
+    return can_see_evidence(getattr(request, "user", None))
 
 
 class CartRecommendationsView(RecommendationView):
@@ -227,14 +247,6 @@ class MyRecommendationsView(RecommendationView):
         return self.respond(request, items)
 
 
-class _Visitor:
-    """The request as the tracking service sees it, with the visitor the body names."""
-
-    def __init__(self, request: Any, visitor: str) -> None:
-        self.session = getattr(request, "session", {})
-        self.crosssell_visitor = visitor
-
-
 class EventsView(APIView):
     """Impressions, clicks and add-to-carts from a headless storefront's JavaScript."""
 
@@ -251,22 +263,25 @@ class EventsView(APIView):
             "`impression` records the list as shown (posting it twice records it once); a "
             "`click` or an `add_to_cart` names the `product_id` (one the list showed) and is "
             "credited to the list at checkout, within the attribution window. The events are "
-            "queued and written in bulk; nothing is recorded when any event is invalid."
+            "queued and written in bulk; nothing is recorded when any event is invalid. A token "
+            "counts only for the visitor it was served to (the cookie's, or the `visitor` a "
+            "cookie-less storefront names on both calls); an impression counts one click and "
+            "one add-to-cart however often it is posted. Limited per address and per visitor "
+            "(429 with the reason)."
         ),
         tags=TAGS,
         request=EventsRequestSerializer,
         responses=post_responses(202, EventsAcceptedSerializer),
     )
     def post(self, request: Request) -> Response:
-        body = EventsRequestSerializer(data=request.data)
+        event_limits.check_address(request)
+        body = EventsRequestSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
         if not settings.TRACKING:
             return Response({"accepted": 0}, status=202)
-        raw = request._request
-        holder: Any = _Visitor(raw, body.validated_data["visitor"]) if (
-            "visitor" in body.validated_data
-        ) else raw  # fmt: skip
+        holder = body.validated_data["holder"]  # the visitor every token was served to
         visitor = tracking.visitor_id(holder)
+        event_limits.check_visitor(visitor)
         impressions = []
         for event in body.validated_data["events"]:
             data = event["token"]

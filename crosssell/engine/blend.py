@@ -9,6 +9,7 @@ then bestsellers as the floor.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any, Self
 
@@ -68,6 +69,16 @@ class Blend(ItemRecommender):
             raise ValueError("limits must have one entry per step")
         self.estimators_: list[ItemRecommender] = [est.fit(data) for est in self._build()]
         self.source_names_: list[str] = [est.name for est in self.estimators_]
+        # The threshold below which no step read a pair (bestsellers read none): the blend is
+        # as private as its least private step.
+        self.private_below_: int = min(
+            (
+                int(getattr(est, "private_below_", 0))
+                for est in self.estimators_
+                if not isinstance(est, Popularity)
+            ),
+            default=sys.maxsize,
+        )
         return self
 
     def _limit(self, step: int) -> int | None:

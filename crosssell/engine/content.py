@@ -19,6 +19,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 from crosssell.engine.base import Interactions, ItemContent, ItemRecommender, TopK, topk_rows
+from crosssell.engine.evidence import censor_pairs, privacy_threshold
 from crosssell.engine.popularity import category_levels
 from crosssell.engine.similarity import (
     column_counts,
@@ -163,6 +164,8 @@ class ContentCompanions(ItemRecommender):
         # similar look-alike lends little evidence, and the prior shrinks it toward popularity
         X = data.baskets
         C = topk_product(X.T.tocsr(), X, self.companions, self.n_threads, exclude_diagonal=True)
+        # a look-alike's pair below the services' privacy threshold lends nothing either
+        C = censor_pairs(C, data, privacy_threshold(data))
         # a look-alike is itself a candidate companion of the item (two yogurts go together);
         # its own count c(n, n) says nothing about that, so it enters as if independent
         C = (C + sp.diags(pop * pop / max(data.n_orders, 1))).tocsr()

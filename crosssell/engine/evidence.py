@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
+import scipy.sparse as sp
 
 from crosssell.engine.base import IntArray, Interactions
 from crosssell.engine.similarity import column_counts, pair_counts
@@ -76,3 +77,38 @@ def pair_evidence(
         "lift": lift,
         "customers": people,
     }
+
+
+#: ``Interactions.extra`` key of the privacy threshold a strategy's fit applies (the services
+#: set it; a strategy that reads it censors its co-counts, :func:`censor_pairs`).
+MIN_CUSTOMERS_KEY = "min_customers"
+
+
+def privacy_threshold(data: Interactions) -> int:
+    """The threshold the services ask a fit to apply (``extra["min_customers"]``; 0: none)."""
+    value = data.extra.get(MIN_CUSTOMERS_KEY)
+    return int(value) if isinstance(value, int | np.integer) else 0
+
+
+def censor_pairs(C: sp.csr_matrix, data: Interactions, minimum: int) -> sp.csr_matrix:
+    """``C`` (item x item co-counts over orders) without the pairs that 1 to ``minimum - 1``
+    distinct customers bought together: for a strategy's fit, as if never bought together.
+
+    A pair counted in fewer than ``minimum`` orders has fewer customers too, so only the
+    others are counted again over customers (:func:`pair_counts` of
+    ``data.customer_items()``).
+    """
+    C = C.tocsr(copy=True)
+    if minimum <= 1 or C.nnz == 0:
+        return C
+    rows = np.repeat(np.arange(C.shape[0], dtype=np.int64), np.diff(C.indptr))
+    cols = C.indices.astype(np.int64)
+    drop = (C.data > 0) & (C.data < minimum)
+    ask = np.flatnonzero((C.data >= minimum) & (rows != cols))
+    if len(ask):
+        people = pair_counts(data.customer_items(), rows[ask], cols[ask])
+        drop[ask[(people >= 1) & (people < minimum)]] = True
+    drop &= rows != cols  # the diagonal is an item's own count, not a pair
+    C.data[drop] = 0
+    C.eliminate_zeros()
+    return C

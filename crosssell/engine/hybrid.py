@@ -18,6 +18,7 @@ import scipy.sparse as sp
 
 from crosssell.engine.base import Interactions, ItemRecommender, TopK, topk_rows
 from crosssell.engine.content import CategoryCompanions, ContentCompanions
+from crosssell.engine.evidence import censor_pairs, privacy_threshold
 from crosssell.engine.similarity import column_counts, keep_top_per_row, topk_product
 
 
@@ -95,6 +96,11 @@ class CoCountContent(ItemRecommender):
         C = topk_product(
             X.T.tocsr(), X, 2 * self.max_neighbours, self.n_threads, exclude_diagonal=True
         )
+        # A pair below the services' privacy threshold scores as if never bought together
+        # (what the look-alikes say of it), so one order of it neither brings it into a list
+        # nor moves it there, and the build may keep it where it stands.
+        self.private_below_ = privacy_threshold(data)
+        C = censor_pairs(C, data, self.private_below_)
         Q = content.scores_.tocsr().copy()
         if self.category_prior is not None:
             # an item with no sales: what its shelf sells with (complements), averaged with

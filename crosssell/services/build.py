@@ -25,6 +25,7 @@ from django.utils.module_loading import import_string
 from crosssell.conf import settings
 from crosssell.engine.base import Interactions, ItemRecommender, TopK
 from crosssell.engine.evaluation.holdout import holdout_metrics
+from crosssell.engine.evidence import MIN_CUSTOMERS_KEY
 from crosssell.engine.popularity import Popularity
 from crosssell.engine.similarity import (
     PairCounter,
@@ -34,7 +35,7 @@ from crosssell.engine.similarity import (
 )
 from crosssell.models import Build, Recommendation, Variant
 from crosssell.services import cache as cs_cache
-from crosssell.services import exclusions
+from crosssell.services import exclusions, incremental
 from crosssell.services.extract import Extracted, extract
 from crosssell.services.locks import CacheLock, LockTimeout
 
@@ -192,8 +193,13 @@ def run_build(
     started = time.perf_counter()
     try:
         report("extract", 0.0, 0)
+        # The orders of these pending updates are committed, so the extraction counts them:
+        # once this build is live they need no incremental update.
+        covered = incremental.pending_snapshot() if publish else []
         ex = extract(progress=report)
         ex.data.extra.setdefault("item_ids", ex.product_ids)
+        # a strategy that reads it scores the pairs below the threshold as never bought together
+        ex.data.extra[MIN_CUSTOMERS_KEY] = settings.MIN_CUSTOMERS
         report("fit", 0.0, ex.n_lines)
         metrics: dict[str, Any] = {}
         if settings.OFFLINE_METRICS:
@@ -225,6 +231,7 @@ def run_build(
     except BaseException as exc:
         fail_build(build, exc)
         raise
+    incremental.clear_pending(covered)
     logger.info(
         "crosssell build #%s %s in %.1fs",
         build.pk,
@@ -454,12 +461,16 @@ def compute_rows(
 ) -> Rows:
     """Top ``k`` per item, privacy-filtered, filled with popularity so every list is full.
 
-    Each item's candidates are the strategy's ``k + 8`` best (never the item itself), then the
-    bestsellers, without duplicates, cut to ``k + 8``: the headroom is for the pairs dropped
-    next. A pair that between 1 and ``min_customers - 1`` distinct customers bought together is
-    never published, whichever strategy proposed it: showing it would reveal those customers'
-    baskets. ``excluded(src, dst)`` marks further pairs to drop (the merchant's exclusions).
-    What is left is ranked again and cut to ``k``.
+    Each item's candidates are the strategy's ``k + 8`` best (never the item itself), less the
+    pairs that between 1 and ``min_customers - 1`` distinct customers bought together (showing
+    them would reveal those customers' baskets), then the bestsellers, without duplicates, cut
+    to ``k + 8``: the headroom is for the pairs dropped next. ``excluded(src, dst)`` marks
+    pairs to drop (the merchant's exclusions). What is left is ranked again and cut to ``k``.
+
+    The bestsellers are chosen from sales alone, as if the strategy had never proposed the
+    pairs below the threshold: one order of such a pair neither removes a bestseller nor moves
+    one. A bestseller's pair below the threshold is published with the evidence of a pair never
+    bought together (all zeros), so no count below the threshold is ever written.
 
     Parameters
     ----------
@@ -517,7 +528,19 @@ def compute_rows(
         [np.asarray(wide.scores, dtype=np.float32), np.zeros((n, fill), dtype=np.float32)]
     )
     sources = np.hstack([cand_src, np.full((n, fill), len(names) - 1, dtype=np.int64)])
-    take = np.hstack([_first_candidates(cand, items), _bestsellers_left(cand, items, head)])
+    # The strategy's proposals below the threshold become padding before the bestsellers fill
+    # in, unless its fit already scored them as never bought together (``private_below_``):
+    # then they stand where they are. Their evidence is counted once, reused for the rows kept.
+    first = _first_candidates(cand, items)
+    c_row, c_col = np.nonzero(first)
+    c_evidence = pair_evidence(data, items[c_row], cand[c_row, c_col], counts)
+    if getattr(model, "private_below_", 0) < min_customers:
+        private = _below(c_evidence["customers"], min_customers)
+        first[c_row[private], c_col[private]] = False
+    c_at = np.full(cand.shape, -1, dtype=np.int64)
+    c_at[c_row, c_col] = np.arange(len(c_row), dtype=np.int64)
+    cand = np.where(first, cand, -1)
+    take = np.hstack([first, _bestsellers_left(cand, items, head)])
     # at most ``width`` per item: a running count over the flattened rows, less earlier rows'
     taken = np.cumsum(take, axis=None).reshape(take.shape)
     earlier = np.r_[0, taken[:-1, -1]] if take.shape[1] else np.zeros(n, dtype=np.int64)
@@ -527,8 +550,20 @@ def compute_rows(
     score, source = scores[row, col], sources[row, col]
     del every, scores, sources, take, taken
 
-    evidence = pair_evidence(data, src, dst, counts)
-    blocked = (evidence["customers"] >= 1) & (evidence["customers"] < min_customers)
+    proposed = col < cand.shape[1]
+    f_evidence = pair_evidence(data, src[~proposed], dst[~proposed], counts)
+    at = c_at[row[proposed], col[proposed]]
+    evidence: dict[str, npt.NDArray[Any]] = {}
+    for name, values in c_evidence.items():
+        merged = np.empty(len(src), dtype=np.result_type(values, f_evidence[name]))
+        merged[proposed] = values[at]
+        merged[~proposed] = f_evidence[name]
+        evidence[name] = merged
+    # A bestseller stays; what its pair's few customers did is not shown.
+    scrub = _below(evidence["customers"], min_customers)
+    for values in evidence.values():
+        values[scrub] = 0
+    blocked = np.zeros(len(src), dtype=bool)
     if excluded is not None:
         blocked |= np.asarray(excluded(src, dst), dtype=bool)
     keep = np.flatnonzero(~blocked)
@@ -544,6 +579,11 @@ def compute_rows(
         label[source[keep]].tolist(),
         {name: values[keep] for name, values in evidence.items()},
     )
+
+
+def _below(customers: npt.NDArray[Any], min_customers: int) -> npt.NDArray[np.bool_]:
+    """The pairs bought together by 1 to ``min_customers - 1`` distinct customers."""
+    return np.asarray((customers >= 1) & (customers < min_customers), dtype=bool)
 
 
 def _first_candidates(

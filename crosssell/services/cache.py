@@ -1,5 +1,12 @@
-"""The cache: keys carry the live build's id and a curation version, so a new build or a pin
-takes effect at once without sweeping anything. Every call survives a cache that is down."""
+"""The cache: keys carry a generation that every publish, pin or erasure renews, so the change
+takes effect at once without sweeping anything. Every call survives a cache that is down.
+
+The generation is shared by every process: it lives in the cache when processes share it
+(Redis, memcached), and in the database (:class:`crosssell.models.CacheGeneration`) when the
+cache is each process's own memory (``LocMemCache``, the embedded default), so a command's
+bump (a rebuild, an erasure) reaches the web processes too. A process remembers it for
+:data:`LOCAL_SECONDS`: another process's change is seen within that time.
+"""
 
 from __future__ import annotations
 
@@ -40,16 +47,26 @@ def forget_local() -> None:
     _values.clear()
 
 
+def process_local() -> bool:
+    """Whether the cache is this process's own memory (not shared with other processes)."""
+    from django.core.cache.backends.locmem import LocMemCache
+
+    return isinstance(_cache(), LocMemCache)
+
+
 def version() -> str:
     """The current cache generation (changes with every publish and every curation)."""
     now = time.monotonic()
     if _local["value"] and now - _local["at"] < LOCAL_SECONDS:
         return str(_local["value"])
     try:
-        value = _cache().get(VERSION_KEY)
-        if value is None:
-            value = _fresh_version()
-            _cache().add(VERSION_KEY, value, None)
+        if process_local():
+            value = _stored_version()
+        else:
+            value = _cache().get(VERSION_KEY)
+            if value is None:
+                value = _fresh_version()
+                _cache().add(VERSION_KEY, value, None)
     except Exception:  # a cache that is down must never break a page
         logger.warning("crosssell cache unavailable; serving from the database", exc_info=True)
         forget_local()
@@ -63,11 +80,27 @@ def _fresh_version() -> str:
     return uuid.uuid4().hex[:12]
 
 
+def _stored_version() -> str:
+    """The generation kept in the database, for a cache no other process sees."""
+    from crosssell.models import CacheGeneration
+
+    row, _ = CacheGeneration.objects.get_or_create(
+        name=settings.CACHE_ALIAS, defaults={"value": _fresh_version()}
+    )
+    return row.value
+
+
 def bump() -> None:
     """Start a new cache generation (after a publish or a merchant's change)."""
     fresh = _fresh_version()
     forget_local()
     try:
+        if process_local():
+            from crosssell.models import CacheGeneration
+
+            CacheGeneration.objects.update_or_create(
+                name=settings.CACHE_ALIAS, defaults={"value": fresh}
+            )
         _cache().set(VERSION_KEY, fresh, None)
     except Exception:
         logger.warning("crosssell cache unavailable; could not bump the version", exc_info=True)

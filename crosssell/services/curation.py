@@ -20,9 +20,11 @@ from django.db.models import Count, Exists, F, Max, Min, Model, OuterRef, Q, Que
 from django.utils import timezone
 
 from crosssell.conf import settings
-from crosssell.models import Build, Purchase, Recommendation, product_field
+from crosssell.models import Build, Purchase, Recommendation
 from crosssell.services import cache as cs_cache
 from crosssell.services import exclusions as cs_exclusions
+from crosssell.services.catalog import get_catalog
+from crosssell.services.identity import identity_expression
 from crosssell.services.products import products, sellable_products, sellable_q
 from crosssell.services.serving import Item, category_of, recommend
 
@@ -374,11 +376,11 @@ def pin_by_rule(
 
 
 def _categories(ids: Iterable[int]) -> dict[int, str]:
-    lookup = product_field("category")
+    column = get_catalog().column("category")
     ids = {int(i) for i in ids}
-    if not lookup or not ids:
+    if not column or not ids:
         return {}
-    rows = products().filter(pk__in=ids).values_list("pk", lookup)
+    rows = products().filter(pk__in=ids).values_list("pk", column)
     return {int(pk): str(cat) if cat is not None else "" for pk, cat in rows}
 
 
@@ -636,7 +638,7 @@ def readiness() -> Readiness:
     agg = Purchase.objects.aggregate(
         lines=Count("id"),
         orders=Count("order_ref", distinct=True),
-        customers=Count("customer_ref", distinct=True, filter=~Q(customer_ref="")),
+        customers=Count(identity_expression(), distinct=True),  # people, as the threshold
         products_with_sales=Count("product", distinct=True),
         first=Min("purchased_at"),
         last=Max("purchased_at"),

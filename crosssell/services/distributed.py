@@ -20,7 +20,9 @@ from django.db import transaction
 
 from crosssell.conf import settings
 from crosssell.engine.base import Interactions, ItemContent
+from crosssell.engine.evidence import MIN_CUSTOMERS_KEY
 from crosssell.models import Build, Recommendation
+from crosssell.services import incremental
 from crosssell.services.build import (
     EvidenceCounts,
     also_bought_model,
@@ -75,8 +77,10 @@ def start_chord(trigger: str, task_id: str, strategy: str | None, shard: int) ->
     model = resolve_strategy(strategy)
     build = start_build(trigger, task_id, model)
     try:
+        covered = incremental.pending_snapshot()  # applied by this build once it is live
         ex = extract()
         save_extracted(build, ex)
+        _save_covered(build, covered)
         n = ex.data.n_items
         ranges = [(a, min(a + shard, n)) for a in range(0, n, shard)]
         build.parameters = {**build.parameters, "shards": len(ranges), "lock": lock.token}
@@ -100,6 +104,8 @@ def rank_shard(build_id: int, start: int, stop: int, strategy: str | None) -> in
     build = Build.objects.get(pk=build_id)
     ex = load_extracted(build)
     ex.data.extra.setdefault("item_ids", ex.product_ids)
+    # a strategy that reads it scores the pairs below the threshold as never bought together
+    ex.data.extra[MIN_CUSTOMERS_KEY] = settings.MIN_CUSTOMERS
     model = resolve_strategy(strategy).fit(ex.data)
     also_bought = Recommendation.Kind.ALSO_BOUGHT in settings.KINDS
     counts = EvidenceCounts(ex.data)
@@ -143,12 +149,14 @@ def finish(results: list[int], build_id: int) -> int:
     build = Build.objects.get(pk=build_id)
     try:
         ex = load_extracted(build)
+        covered = _load_covered(build)
         finish_build(build, ex, int(sum(results)), {"shards": len(results)})
     except BaseException as exc:
         fail_build(build, exc)
         raise
     finally:
         _release(build)
+    incremental.clear_pending(covered)
     return build.pk
 
 
@@ -171,10 +179,28 @@ def _release(build: Build) -> None:
     if token:
         CacheLock.resume(LOCK_NAME, token).release()
     default_storage.delete(_path(build))
+    default_storage.delete(_path(build, "covered.npy"))
 
 
-def _path(build: Build) -> str:
-    return f"{settings.MODEL_STORAGE_PREFIX}/builds/{build.pk}/extracted.npz"
+def _path(build: Build, name: str = "extracted.npz") -> str:
+    return f"{settings.MODEL_STORAGE_PREFIX}/builds/{build.pk}/{name}"
+
+
+def _save_covered(build: Build, pks: list[int]) -> None:
+    """Store the pending updates the chord's extraction counted (cleared once it is live)."""
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(pks, dtype=np.int64), allow_pickle=False)
+    default_storage.delete(_path(build, "covered.npy"))
+    default_storage.save(_path(build, "covered.npy"), ContentFile(buf.getvalue()))
+
+
+def _load_covered(build: Build) -> list[int]:
+    path = _path(build, "covered.npy")
+    if not default_storage.exists(path):  # a chord started by an older version
+        return []
+    with default_storage.open(path, "rb") as fh:
+        pks: list[int] = np.load(io.BytesIO(fh.read()), allow_pickle=False).tolist()
+    return pks
 
 
 def save_extracted(build: Build, ex: Extracted) -> str:

@@ -103,10 +103,17 @@ def _sample_size(report: Report, alpha: float, power: float) -> SampleSize | Non
     seen = max((abs(r.conversion - baseline) for r in rows[1:] if r.visitors), default=0.0)
     floor = MIN_RELATIVE_LIFT * baseline
     difference = max(seen, floor)
-    target = baseline + difference if baseline + difference < 1 else baseline - difference
+    # The rate to tell the baseline from, within [0, 1]: a difference too large to add or to
+    # subtract (0.4 against an arm at 100%) plans for the farther end of the range instead.
+    if baseline + difference < 1:
+        target = baseline + difference
+    elif baseline - difference > 0:
+        target = baseline - difference
+    else:
+        target = 1.0 if 1 - baseline >= baseline else 0.0
     return SampleSize(
         baseline=baseline,
-        difference=difference,
+        difference=abs(target - baseline),
         observed=seen >= floor,
         per_variant=sample_size(baseline, target, alpha, power),
         smallest=min(r.visitors for r in rows),

@@ -2,11 +2,16 @@
 winner.
 
 Per variant: visitors exposed (distinct visitors with an impression on the placement, a holdout
-included), impressions, click-through rate (clicks / impressions), add-to-cart rate, conversion
-(visitors with a purchase / visitors), revenue, attributed revenue (lines bought from a widget),
-and average order value. Rates get Wilson 95% intervals; each variant's conversion is compared
-with the control (the first variant) by a two-proportion z-test, and a winner is declared only
-when it beats the control and every other variant at the Bonferroni-corrected 5% level.
+included), impressions, click-through rate (visitors who clicked / visitors), add-to-cart rate
+(visitors who added / visitors), conversion (visitors with a purchase / visitors), revenue,
+attributed revenue (lines bought from a widget), and average order value. Rates get Wilson 95%
+intervals; each variant's conversion is compared with the control (the first variant) by a
+two-proportion z-test, and a winner is declared only when it beats the control and every other
+variant at the Bonferroni-corrected 5% level.
+
+Every count is of visitors, never of raw events, and only of visitors the variant was shown to
+(an event of a visitor with no impression in the variant counts nowhere): each rate is a share
+of one set of visitors, between 0 and 1 by construction, however many events a client replays.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Exists, OuterRef, Q, Sum
 
 from crosssell.models import Event, Experiment, Impression, Variant
 
@@ -29,11 +34,11 @@ class VariantStats:
     """One row of the experiment's table."""
 
     variant: Variant
-    visitors: int = 0
+    visitors: int = 0  # shown the variant (an impression in it)
     impressions: int = 0
-    clicks: int = 0
-    add_to_cart: int = 0
-    converted: int = 0
+    clicks: int = 0  # of those visitors, how many clicked
+    add_to_cart: int = 0  # ... added to the cart from a widget
+    converted: int = 0  # ... bought
     orders: int = 0
     revenue: Decimal = Decimal("0")
     attributed_revenue: Decimal = Decimal("0")
@@ -59,9 +64,14 @@ class Report:
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval of a proportion."""
-    if n == 0:
+    """Wilson score interval of a proportion.
+
+    ``successes`` is clamped to ``[0, n]``: the report never passes more successes than
+    trials, and a caller that did gets the interval of a proportion of 1, not a crash.
+    """
+    if n <= 0:
         return (0.0, 0.0)
+    successes = min(max(successes, 0), n)
     p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
@@ -71,8 +81,9 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
 
 def two_proportions(x1: int, n1: int, x2: int, n2: int) -> tuple[float, float, float]:
     """Difference p2 - p1, its 95% interval (unpooled) and the two-sided p-value (pooled z)."""
-    if n1 == 0 or n2 == 0:
+    if n1 <= 0 or n2 <= 0:
         return (0.0, 0.0, 1.0)
+    x1, x2 = min(max(x1, 0), n1), min(max(x2, 0), n2)  # as wilson(): a proportion in [0, 1]
     p1, p2 = x1 / n1, x2 / n2
     diff = p2 - p1
     se = math.sqrt(p1 * (1 - p1) / n1 + p2 * (1 - p2) / n2)
@@ -107,13 +118,16 @@ def reports(experiments: Iterable[Experiment], alpha: float = 0.05) -> dict[int,
         .values("variant")
         .annotate(n=Count("id"), visitors=Count("visitor", distinct=True))
     }
+    # Only the events of visitors the variant was shown to: a click replayed under a forged
+    # visitor, or a purchase by a visitor the variant never reached, counts for no variant.
+    exposed = Impression.objects.filter(variant=OuterRef("variant"), visitor=OuterRef("visitor"))
     ev = {
         r["variant"]: r
-        for r in Event.objects.filter(variant__in=every)
+        for r in Event.objects.filter(Exists(exposed), variant__in=every)
         .values("variant")
         .annotate(
-            clicks=Count("id", filter=Q(type=Event.Type.CLICK)),
-            atc=Count("id", filter=Q(type=Event.Type.ADD_TO_CART)),
+            clicks=Count("visitor", filter=Q(type=Event.Type.CLICK), distinct=True),
+            atc=Count("visitor", filter=Q(type=Event.Type.ADD_TO_CART), distinct=True),
             converted=Count("visitor", filter=Q(type=Event.Type.PURCHASE), distinct=True),
             orders=Count("order_ref", filter=Q(type=Event.Type.PURCHASE), distinct=True),
             revenue_sum=Sum("revenue", filter=Q(type=Event.Type.PURCHASE)),
@@ -148,11 +162,13 @@ def _table(
             revenue=e.get("revenue_sum") or Decimal("0"),
             attributed_revenue=e.get("attributed_sum") or Decimal("0"),
         )
-        shown = 0 if v.holdout else row.impressions
-        row.ctr = row.clicks / shown if shown else 0.0
+        # Each numerator is a set of visitors within row.visitors (the query above), so each
+        # rate is within [0, 1]; the min() only keeps a row sane if that ever broke.
+        shown = 0 if v.holdout else row.visitors
+        row.ctr = min(row.clicks / shown, 1.0) if shown else 0.0
         row.ctr_ci = wilson(row.clicks, shown)
-        row.atc_rate = row.add_to_cart / shown if shown else 0.0
-        row.conversion = row.converted / row.visitors if row.visitors else 0.0
+        row.atc_rate = min(row.add_to_cart / shown, 1.0) if shown else 0.0
+        row.conversion = min(row.converted / row.visitors, 1.0) if row.visitors else 0.0
         row.conversion_ci = wilson(row.converted, row.visitors)
         row.aov = (row.revenue / row.orders).quantize(Decimal("0.01")) if row.orders else Decimal(0)
         out.rows.append(row)

@@ -14,8 +14,9 @@ import scipy.sparse as sp
 from django.db import connections, router
 
 from crosssell.engine.base import Interactions, ItemContent
-from crosssell.models import Purchase, product_field
-from crosssell.services.products import products
+from crosssell.models import Purchase
+from crosssell.services.catalog import get_catalog
+from crosssell.services.identity import effective_identity, identity_sql
 
 ProgressFn = Callable[[str, float, int], None]
 CHUNK = 50_000
@@ -49,16 +50,18 @@ def extract(with_content: bool = True, progress: ProgressFn | None = None) -> Ex
     Extracted
         Items are all products, ordered by primary key, so a product with no sales still has an
         index (content strategies and fallbacks serve it). Orders are numbered as they are read,
-        customers as their first order is read; a guest's order (empty ``customer_ref``) is a
-        customer of its own.
+        customers as their first order is read. A customer is an identity
+        (:mod:`crosssell.services.identity`): a signed-in customer, a guest's email, or else
+        the order itself.
 
     Notes
     -----
     On PostgreSQL the purchases come in one binary ``COPY`` in which the server has already
-    turned both references into 128-bit hashes (two seeds of ``hashtextextended``), parsed in
-    bulk with numpy; elsewhere the ORM streams them. Two references are taken for one only if
-    both 64-bit hashes collide (about ``n**2 / 2**129`` for ``n`` references); a collision of
-    the first hash alone is detected and resolved with the second.
+    turned the order reference and the identity into 128-bit hashes (two seeds of
+    ``hashtextextended``), parsed in bulk with numpy; elsewhere the ORM streams them. Two
+    references are taken for one only if both 64-bit hashes collide (about ``n**2 / 2**129``
+    for ``n`` references); a collision of the first hash alone is detected and resolved with
+    the second.
     """
     product_ids, content = _read_products(with_content)
     db = router.db_for_read(Purchase)
@@ -97,13 +100,16 @@ def _purchases_orm(product_ids: npt.NDArray[np.int64], progress: ProgressFn | No
     rows: list[int] = []
     cols: list[int] = []
     order_customer: list[int] = []
-    qs = Purchase.objects.order_by().values_list("order_ref", "customer_ref", "product_id")
-    for n, (order_ref, customer_ref, product_id) in enumerate(qs.iterator(chunk_size=CHUNK), 1):
+    qs = Purchase.objects.order_by().values_list(
+        "order_ref", "identity", "customer_ref", "product_id"
+    )
+    for n, (order_ref, ident, customer_ref, product_id) in enumerate(
+        qs.iterator(chunk_size=CHUNK), 1
+    ):
         o = orders.get(order_ref)
         if o is None:
             o = orders[order_ref] = len(orders)
-            # A guest's order is a customer of its own; "o:" keeps it apart from real refs.
-            key = customer_ref or f"o:{order_ref}"
+            key = effective_identity(ident, customer_ref, order_ref)
             c = customers.get(key)
             if c is None:
                 c = customers[key] = len(customers)
@@ -123,7 +129,7 @@ def _purchases_orm(product_ids: npt.NDArray[np.int64], progress: ProgressFn | No
 
 
 #: One row of the binary COPY: field count, then (length, int8) for the two hashes of the
-#: order reference, the two of the customer reference, and the product id.
+#: order reference, the two of the identity, and the product id.
 _ROW = np.dtype(
     [("fields", ">i2")]
     + [
@@ -144,12 +150,12 @@ def _purchases_postgresql(
     qn = conn.ops.quote_name
     table = qn(Purchase._meta.db_table)
     order_col = qn(Purchase._meta.get_field("order_ref").column)
-    customer_col = qn(Purchase._meta.get_field("customer_ref").column)
+    identity_expr = identity_sql(quote=qn)
     product_col = qn(Purchase._meta.get_field("product").column)
     pk_col = qn(Purchase._meta.pk.column)
     select = (
         f"SELECT hashtextextended({order_col}, 0), hashtextextended({order_col}, 1),"
-        f" hashtextextended({customer_col}, 0), hashtextextended({customer_col}, 1),"
+        f" hashtextextended({identity_expr}, 0), hashtextextended({identity_expr}, 1),"
         f" {product_col}::int8 FROM {table}"
     )
     parts: list[tuple[npt.NDArray[np.int64], ...]] = []
@@ -157,12 +163,11 @@ def _purchases_postgresql(
     n = 0
     with conn.cursor() as cursor:
         cursor.execute(
-            f"SELECT hashtextextended('', 0), hashtextextended('', 1), min({pk_col}),"
-            f" max({pk_col}), (SELECT greatest(reltuples, 0)::int8 FROM pg_class"
-            f" WHERE oid = %s::regclass) FROM {table}",
+            f"SELECT min({pk_col}), max({pk_col}), (SELECT greatest(reltuples, 0)::int8"
+            f" FROM pg_class WHERE oid = %s::regclass) FROM {table}",
             [Purchase._meta.db_table],
         )
-        guest0, guest1, low, high, estimate = cursor.fetchone()
+        low, high, estimate = cursor.fetchone()
         if estimate <= 0 and isinstance(low, int) and isinstance(high, int):
             estimate = high - low + 1  # never analysed: the key span bounds the count
         # Several statements over ranges of primary keys: between two, ``progress`` may use
@@ -181,13 +186,9 @@ def _purchases_postgresql(
     )
     order, first_line, n_orders = hashed_codes(o0, o1)
     del o0, o1
-    oc0, oc1 = c0[first_line], c1[first_line]
-    guest = (oc0 == guest0) & (oc1 == guest1)
-    known, _, n_known = hashed_codes(oc0[~guest], oc1[~guest])
-    customer = np.empty(n_orders, dtype=np.int64)
-    customer[~guest] = known
-    customer[guest] = n_known + np.arange(int(guest.sum()), dtype=np.int64)
-    customer, n_customers = _by_first_appearance(customer)
+    # Every order has an identity (a guest's order without an email is its own), so the
+    # customers are the distinct identities of the orders' first lines.
+    customer, _, n_customers = hashed_codes(c0[first_line], c1[first_line])
     return _Lines(order, item, n_orders, customer, n_customers)
 
 
@@ -433,41 +434,18 @@ def _distinct_runs(
     return np.cumsum(start) - 1, first.astype(np.int64), len(first)
 
 
-def _by_first_appearance(codes: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], int]:
-    """Renumber ``codes`` in order of first appearance."""
-    if len(codes) == 0:
-        return codes, 0
-    uniq, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
-    relabel = np.empty(len(uniq), dtype=np.int64)
-    relabel[np.argsort(first, kind="stable")] = np.arange(len(uniq), dtype=np.int64)
-    return relabel[inverse].astype(np.int64), len(uniq)
-
-
 def _read_products(with_content: bool) -> tuple[npt.NDArray[np.int64], ItemContent | None]:
-    roles = ["name", "text", "category", "price"]
-    lookups = [product_field(r) for r in roles]
-    present = [lk for lk in lookups if lk]
-    qs = products().order_by("pk")
+    # The catalog gives one row per product whatever the mapping crosses (a product with two
+    # categories or two stock records is still one item), ordered by primary key.
+    catalog = get_catalog()
     if not with_content:
-        ids = np.fromiter(qs.values_list("pk", flat=True), dtype=np.int64)
-        return ids, None
-    rows = list(qs.values_list("pk", *present).iterator(chunk_size=CHUNK))
+        qs = catalog.products().order_by("pk").values_list("pk", flat=True)
+        return np.fromiter(qs.iterator(chunk_size=CHUNK), dtype=np.int64), None
+    rows = list(catalog.content_rows())
     # one transposition in C instead of an append per value
-    columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else []
+    columns: list[tuple[Any, ...]] = list(zip(*rows, strict=True)) if rows else [()] * 5
     del rows
-    pks: list[int] = list(columns[0]) if columns else []
-    cols: dict[str, tuple[Any, ...]] = {
-        lk: columns[i + 1] if columns else () for i, lk in enumerate(present)
-    }
-
-    def text(lookup: str | None) -> list[str]:
-        return ["" if v is None else str(v) for v in cols[lookup]] if lookup else [""] * len(pks)
-
-    price_lookup = lookups[3]
-    prices = (
-        np.array([np.nan if v is None else float(v) for v in cols[price_lookup]])
-        if price_lookup
-        else np.full(len(pks), np.nan)
-    )
-    content = ItemContent(text(lookups[0]), text(lookups[1]), text(lookups[2]), prices)
+    pks, names, texts, categories, price_values = columns
+    prices = np.array([np.nan if v is None else float(v) for v in price_values], dtype=np.float64)
+    content = ItemContent(list(names), list(texts), list(categories), prices)
     return np.asarray(pks, dtype=np.int64), content

@@ -28,6 +28,8 @@ from tqdm import tqdm
 
 from crosssell.conf import settings
 from crosssell.models import Purchase, get_product_model, product_field
+from crosssell.services.catalog import get_catalog
+from crosssell.services.identity import effective_identity
 from crosssell.services.products import catalog_changed
 
 PRODUCT_COLUMNS = ("product_id", "name", "category", "price")
@@ -103,6 +105,8 @@ class ImportReport:
 # or refuse the line because the field needs a value.
 _KEEP = object()
 _REQUIRED = object()
+#: What a purchase's product_id is matched against: the mapped key field, or the primary key.
+MATCHES = ("key", "pk")
 Cleaner = Callable[[str], Any]
 PurchaseRow = tuple[int, str, str, str, int, Decimal | None, datetime | None]
 
@@ -111,6 +115,7 @@ def import_interchange(
     products_path: str | Path | None = None,
     purchases_path: str | Path | None = None,
     progress: bool = False,
+    match: str = "key",
 ) -> ImportReport:
     """Load the interchange files into the product model and Purchase, in one transaction.
 
@@ -128,6 +133,11 @@ def import_interchange(
         importing the same file twice inserts nothing the second time.
     progress
         Show tqdm progress bars on stderr.
+    match
+        What a purchase's ``product_id`` is: ``"key"`` (the mapped ``key`` field, the default)
+        or ``"pk"`` (the product's primary key, for a shop whose key field is blank or not
+        unique). With ``"pk"`` only a purchases file is read: products are created and updated
+        by their key.
 
     Returns
     -------
@@ -145,8 +155,15 @@ def import_interchange(
     started = time.perf_counter()
     if products_path is None and purchases_path is None:
         raise ValueError("Give a products file, a purchases file or both.")
+    if match not in MATCHES:
+        raise ValueError(f"match must be one of {', '.join(MATCHES)}, not {match!r}")
+    if match == "pk" and products_path is not None:
+        raise ImportConfigError(
+            "Matching product_id against the primary key reads a purchases file only: import "
+            "the products file with match='key' (--match key), then the purchases."
+        )
     model = get_product_model()
-    key_field = _key_field(model)
+    key_field = _key_field(model) if match == "key" else _pk_field(model)
     writes = _product_writes(model) if products_path is not None else {}
     products: list[tuple[int, str, dict[str, Any]]] = []
     if products_path is not None:
@@ -201,7 +218,8 @@ def _new_or_changed(key: str, values: dict[str, Any], existing: dict[str, dict[s
 
 
 def _mapped_field(model: type[models.Model], role: str) -> models.Field[Any, Any] | None:
-    lookup = product_field(role)
+    # the key as the catalog names it (a shop framework's catalog maps no fields)
+    lookup = get_catalog().key_lookup() if role == "key" else product_field(role)
     if not lookup:
         return None
     try:
@@ -214,6 +232,12 @@ def _mapped_field(model: type[models.Model], role: str) -> models.Field[Any, Any
             f"{model._meta.label}; the importer can only write the model's own columns. Map the "
             f"{role!r} role to such a field, or to None to skip it."
         )
+    return field
+
+
+def _pk_field(model: type[models.Model]) -> models.Field[Any, Any]:
+    field = model._meta.pk
+    assert isinstance(field, models.Field)
     return field
 
 
@@ -628,7 +652,9 @@ def _import_purchases_copy(
     q = connection.ops.quote_name
     # Qualified, so that no name can ever resolve to a permanent table.
     staging, merged = "pg_temp.crosssell_import_staging", "pg_temp.crosssell_import_merged"
-    names = ("order_ref", "customer_ref", "product", "quantity", "unit_price", "purchased_at")
+    names = (
+        "order_ref", "customer_ref", "identity", "product", "quantity", "unit_price", "purchased_at"
+    )  # fmt: skip
     targets = ", ".join(q(_column(Purchase, name)) for name in names)
     unique = f"{q(_column(Purchase, 'order_ref'))}, {q(_column(Purchase, 'product'))}"
     lines = 0
@@ -688,7 +714,11 @@ def _import_purchases_copy(
             product_pk = q(_column(model, model._meta.pk.name))
             cursor.execute(
                 f"INSERT INTO {q(Purchase._meta.db_table)} ({targets}) "
-                f"SELECT m.order_ref, m.customer_ref, p.{product_pk}, m.quantity, m.unit_price, "
+                # The identity as crosssell.services.identity.effective_identity has it: the
+                # customer, else the order (an interchange file holds no emails).
+                "SELECT m.order_ref, m.customer_ref, CASE WHEN m.customer_ref <> '' "
+                "THEN 'u:' || m.customer_ref ELSE 'o:' || m.order_ref END, "
+                f"p.{product_pk}, m.quantity, m.unit_price, "
                 f"m.purchased_at FROM {merged} m JOIN {q(model._meta.db_table)} p "
                 f'ON p.{q(key_field.column)}::text COLLATE "C" = m.product_key '
                 f"ON CONFLICT ({unique}) DO NOTHING"
@@ -745,6 +775,7 @@ def _import_purchases_orm(
             Purchase(
                 order_ref=order,
                 customer_ref=customer,
+                identity=effective_identity("", customer, order),
                 product_id=pk_of[key],
                 quantity=quantity,
                 unit_price=price,

@@ -2,15 +2,22 @@
 
 ``record_order`` writes a :class:`PendingUpdate` per product in the checkout's own transaction
 and, on commit, :func:`schedule` enqueues one delayed task for the whole burst (a cache key is
-the debounce). The task takes every pending product once, so a burst of orders costs one update
-per product. When the broker is down the rows stay pending and the next task (or rebuild) takes
-them: no order's update is lost.
+the debounce, released when the task starts). The task takes every pending product once, so a
+burst of orders costs one update per product. When the broker is down the rows stay pending and
+the next task, the periodic ``crosssell.process_pending`` or the next rebuild takes them: no
+order's update is lost.
+
+The task is queued through a sender that ``crosssell.apps`` registers (the Celery one in
+``crosssell.tasks``): a service never imports the tasks.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from django.core.cache import caches
 from django.db import transaction
@@ -30,10 +37,83 @@ def mark_pending(product_ids: Iterable[int]) -> None:
     PendingUpdate.objects.bulk_create([PendingUpdate(product_id=p) for p in set(product_ids)])
 
 
-def schedule(product_ids: Sequence[int] = ()) -> bool:
-    """Enqueue one delayed update task for the current burst; ``False`` if none was queued."""
-    from crosssell import tasks
+class BrokerUnavailable(Exception):
+    """The update task could not be queued: the broker is down, or the project has none."""
 
+
+#: Queues ``crosssell.process_pending`` to run after the given seconds; raises
+#: :class:`BrokerUnavailable` when it cannot (after one bounded attempt, never a retry loop).
+Sender = Callable[[float], None]
+_sender: Sender | None = None
+
+#: While the broker stays down, a reminder is logged this often (seconds), not once per order.
+REMIND_EVERY = 600.0
+
+
+def set_sender(sender: Sender | None) -> Sender | None:
+    """Register the function that queues the update task; returns the one it replaces."""
+    global _sender
+    previous, _sender = _sender, sender
+    return previous
+
+
+class _Outage:
+    """What this process knows of the broker: down since when, and when it last said so."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget a past outage (tests)."""
+        self.since: float | None = None
+        self.warned_at = 0.0
+        self.orders = 0
+
+    def failed(self) -> bool:
+        """Count an order that could not queue its update; ``True`` when a warning is due."""
+        now = time.monotonic()
+        with self._lock:
+            self.orders += 1
+            if self.since is None or now - self.warned_at >= REMIND_EVERY:
+                self.since = self.since or now
+                self.warned_at = now
+                return True
+            return False
+
+    def recovered(self) -> tuple[float, int] | None:
+        """The outage that just ended (seconds, orders), if there was one."""
+        with self._lock:
+            if self.since is None:
+                return None
+            ended = (time.monotonic() - self.since, self.orders)
+            self.reset()
+            return ended
+
+
+outage = _Outage()
+
+
+def schedule(product_ids: Sequence[int] = ()) -> bool:
+    """Enqueue one delayed update task for the current burst; ``False`` if none was queued.
+
+    Called after the order's commit: it never raises, and with the broker down it costs one
+    bounded connection attempt and logs one warning per outage (not one per order); the
+    products stay pending for the next task or rebuild.
+
+    Parameters
+    ----------
+    product_ids
+        The order's products (for the log only: the task takes every pending product).
+
+    Returns
+    -------
+    bool
+        Whether a task was queued (or, in eager mode, run).
+    """
+    if _sender is None:
+        logger.error("crosssell: no task sender is registered (is 'crosssell' in INSTALLED_APPS?)")
+        return False
     delay = float(settings.INCREMENTAL_DELAY)
     try:
         if not caches[settings.CACHE_ALIAS].add(DEBOUNCE_KEY, 1, timeout=max(delay, 1.0)):
@@ -41,21 +121,71 @@ def schedule(product_ids: Sequence[int] = ()) -> bool:
     except Exception:
         logger.warning("cache down: scheduling the incremental update without debounce")
     try:
-        # ignore_result: nothing reads it, and with a Redis result backend that is down,
-        # subscribing to the result would retry for about 20 s inside the checkout's request.
-        tasks.process_pending.apply_async(countdown=delay, ignore_result=True)
-    except Exception:
-        logger.warning("broker down: %d product(s) stay pending", len(product_ids), exc_info=True)
-        try:
-            caches[settings.CACHE_ALIAS].delete(DEBOUNCE_KEY)
-        except Exception:
-            logger.debug("cache down too", exc_info=True)
+        _sender(delay)
+    except BrokerUnavailable as exc:
+        _release_debounce()
+        if outage.failed():
+            logger.warning(
+                "crosssell: cannot queue the incremental update (%s). Orders are still recorded; "
+                "their products wait in crosssell.PendingUpdate (%d order(s) so far) until a "
+                "worker runs the periodic task crosssell.process_pending or the next rebuild "
+                "(README, Celery). Not repeated for %d s while the broker stays down.",
+                exc,
+                outage.orders,
+                REMIND_EVERY,
+            )
         return False
+    except Exception:
+        # The update itself failed (eager mode runs it here): its rows stay pending.
+        _release_debounce()
+        logger.exception("crosssell: incremental update of %d product(s) failed", len(product_ids))
+        return False
+    ended = outage.recovered()
+    if ended is not None:
+        logger.info(
+            "crosssell: the broker takes tasks again after %.0f s; the %d order(s) that waited "
+            "are applied by this task",
+            *ended,
+        )
     return True
+
+
+def _release_debounce() -> None:
+    """Let the next order queue a task (this burst's task did not go out, or has started)."""
+    try:
+        caches[settings.CACHE_ALIAS].delete(DEBOUNCE_KEY)
+    except Exception:
+        logger.debug("cache down: the debounce key expires by itself", exc_info=True)
+
+
+def pending_snapshot() -> list[int]:
+    """The pending rows committed so far (a rebuild takes them before it extracts).
+
+    Returns
+    -------
+    list of int
+        Primary keys of :class:`PendingUpdate` rows. Their orders were committed before this
+        query, so an extraction that starts afterwards counts them.
+    """
+    return list(PendingUpdate.objects.order_by("pk").values_list("pk", flat=True))
+
+
+def clear_pending(pks: Sequence[int], batch: int = 10_000) -> int:
+    """Delete the pending rows a published rebuild covered; returns how many were deleted.
+
+    Rows written after :func:`pending_snapshot` stay for the next incremental task.
+    """
+    deleted = 0
+    for i in range(0, len(pks), batch):
+        deleted += PendingUpdate.objects.filter(pk__in=pks[i : i + batch]).delete()[0]
+    return deleted
 
 
 def process_pending(limit: int = 10_000) -> int:
     """Update every pending product once; returns how many products were updated."""
+    # The burst's task has started: an order committed from now on queues the next one (in
+    # eager mode that is the very next order, so no order waits for a later one).
+    _release_debounce()
     with transaction.atomic():
         rows = list(
             PendingUpdate.objects.select_for_update(skip_locked=True)
@@ -70,12 +200,43 @@ def process_pending(limit: int = 10_000) -> int:
     return len(product_ids)
 
 
+def _evidence_counts(evidence: object) -> tuple[int, int] | None:
+    """``(co_count, customers)`` of a row's evidence, or ``None`` if it names no co-purchase."""
+    if not isinstance(evidence, dict):
+        return None
+    co, customers = evidence.get("co_count"), evidence.get("customers")
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (co, customers)):
+        return None
+    return int(co), int(customers)  # type: ignore[arg-type]
+
+
+def _up_to_date(
+    existing: Sequence[Mapping[str, Any]],
+    above: list[tuple[int, int, int]],
+    fresh: list[tuple[int, int, int]],
+) -> bool:
+    """Whether a list already shows its pairs at or above the threshold as they are now: each
+    of the ``fresh`` ones with today's counts, and no row naming a count that changed."""
+    shown = {e["target_id"]: _evidence_counts(e["evidence"]) for e in existing}
+    now = {t: (co, cu) for t, co, cu in above}
+    if any(shown.get(t) != (co, cu) for t, co, cu in fresh):
+        return False
+    minimum = settings.MIN_CUSTOMERS
+    return all(
+        counts is None or counts[1] < minimum or now.get(t) == counts for t, counts in shown.items()
+    )
+
+
 def update_products(product_ids: Sequence[int]) -> int:
     """Refresh the live lists of ``product_ids`` with today's co-purchase counts.
 
     Pairs bought together are ranked by their fresh co-purchase count (the privacy threshold
     applies); the rest of the list (content and popularity slots) keeps its order behind them.
     The next full rebuild restores the blend. Returns how many rows were written.
+
+    Only pairs bought together by at least ``CROSSSELL_MIN_CUSTOMERS`` distinct identities are
+    read, and a product whose list already shows those pairs with today's counts is left as it
+    is: an order of a pair still below the threshold changes no list.
     """
     live = Build.objects.filter(state=Build.State.LIVE).first()
     if live is None or not product_ids:
@@ -86,14 +247,17 @@ def update_products(product_ids: Sequence[int]) -> int:
     kind = Recommendation.Kind.BOUGHT_TOGETHER
     with transaction.atomic():
         for pid in product_ids:
-            fresh = [
+            above = [
                 (t, co, cu) for t, co, cu in counts.get(pid, []) if cu >= settings.MIN_CUSTOMERS
-            ][:k]
+            ]
+            fresh = above[:k]
             existing = list(
                 Recommendation.objects.filter(build=live, kind=kind, source_id=pid)
                 .order_by("rank")
                 .values("target_id", "score", "strategy", "status", "evidence")
             )
+            if _up_to_date(existing, above, fresh):
+                continue
             fresh_ids = {t for t, _, _ in fresh}
             rows = [
                 Recommendation(

@@ -1,4 +1,8 @@
-"""Reading the product model through the field mapping (``CROSSSELL_PRODUCT_FIELDS``)."""
+"""Reading the product model: shortcuts to the shop's catalog (:mod:`crosssell.services.catalog`).
+
+Kept for callers written before the catalog existed; each function delegates to
+:func:`~crosssell.services.catalog.get_catalog`, so a ``CROSSSELL_CATALOG`` subclass applies.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,13 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Model, Q, QuerySet
 
-from crosssell.models import get_product_model, product_field
 from crosssell.services import cache as cs_cache
+from crosssell.services.catalog import get_catalog
 
 
 def products() -> QuerySet[Model]:
-    """All products of the shop's product model."""
-    return get_product_model()._default_manager.all()
+    """All products of the shop's product model, one row per product."""
+    return get_catalog().products()
 
 
 def sellable_q(prefix: str = "") -> Q:
@@ -22,51 +26,27 @@ def sellable_q(prefix: str = "") -> Q:
 
     ``prefix`` reaches the product through a relation (``"target__"`` from a recommendation).
     """
-    q = Q()
-    active = product_field("active")
-    if active:
-        q &= Q(**{f"{prefix}{active}": True})
-    price = product_field("price")
-    if price:
-        q &= Q(**{f"{prefix}{price}__gt": 0})
-    stock = product_field("stock")
-    if stock:
-        q &= Q(**{f"{prefix}{stock}__isnull": True}) | Q(**{f"{prefix}{stock}__gt": 0})
-    return q
+    return get_catalog().sellable_q(prefix)
 
 
 def sellable_products() -> QuerySet[Model]:
     """The products a widget may show."""
-    return products().filter(sellable_q())
+    return get_catalog().sellable_products()
 
 
 def read(product: Model, role: str, default: Any = None) -> Any:
     """The value of a mapped field (``"name"``, ``"price"``...) of a loaded product."""
-    lookup = product_field(role)
-    if not lookup:
-        return default
-    value: Any = product
-    for part in lookup.split("__"):
-        value = getattr(value, part, None)
-        if value is None:
-            return default
-    return value
+    return get_catalog().read(product, role, default)
 
 
 def price_of(product: Model) -> Decimal:
     """The product's price (zero when the model has none)."""
-    value = read(product, "price", Decimal("0"))
-    return value if isinstance(value, Decimal) else Decimal(str(value))
+    return get_catalog().price_of(product)
 
 
 def is_sellable(product: Model) -> bool:
     """Whether a loaded product may be shown in a widget (same rule as :func:`sellable_q`)."""
-    if product_field("active") and not read(product, "active", True):
-        return False
-    if product_field("price") and price_of(product) <= 0:
-        return False
-    stock = read(product, "stock")
-    return stock is None or stock > 0
+    return get_catalog().is_sellable(product)
 
 
 def catalog_changed() -> None:

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from crosssell.models import Purchase
-from crosssell.services import incremental
+from crosssell.services import identity, incremental
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ def record_order(
     lines: Iterable[Line],
     *,
     customer_ref: str = "",
+    email: str = "",
     purchased_at: datetime | None = None,
 ) -> list[Purchase]:
     """Record an order's lines as purchases, in the caller's transaction.
@@ -45,6 +46,11 @@ def record_order(
         The order's products; lines of the same product are merged.
     customer_ref
         The customer's id (``crosssell.models.user_customer_ref(user)``); empty for a guest.
+    email
+        The email the order was placed with, if any. Only its keyed hash is stored: a guest's
+        orders under one email count as one customer for the privacy threshold, and as the
+        signed-in customer's own once an order of theirs carried it
+        (:mod:`crosssell.services.identity`).
     """
     when = purchased_at or timezone.now()
     merged: dict[int, Line] = {}
@@ -57,10 +63,16 @@ def record_order(
             if prev is None
             else Line(line.product_id, prev.quantity + line.quantity, line.unit_price)
         )
+    who, key = identity.resolve(order_ref, customer_ref, email)
+    # A signed-in order with an email takes over that email's guest orders: their products'
+    # counts can drop, so their lists are updated too.
+    linked = identity.link_guest_orders(customer_ref, key)
     objs = [
         Purchase(
             order_ref=order_ref,
             customer_ref=customer_ref,
+            identity=who,
+            email_key=key,
             product_id=pid,
             quantity=line.quantity,
             unit_price=line.unit_price,
@@ -69,7 +81,7 @@ def record_order(
         for pid, line in merged.items()
     ]
     created = Purchase.objects.bulk_create(objs, ignore_conflicts=True)
-    product_ids = sorted(merged)
+    product_ids = sorted(set(merged) | set(linked))
     incremental.mark_pending(product_ids)
     transaction.on_commit(lambda: incremental.schedule(product_ids))
     return created

@@ -17,10 +17,11 @@ from typing import Any
 from django.db.models import Case, Count, F, IntegerField, Model, Q, Value, When
 
 from crosssell.conf import settings
-from crosssell.models import Build, Purchase, Recommendation, product_field
+from crosssell.models import Build, Purchase, Recommendation
 from crosssell.services import cache as cs_cache
 from crosssell.services import exclusions
-from crosssell.services.copurchase import too_few_customers
+from crosssell.services.catalog import get_catalog
+from crosssell.services.copurchase import unsupported
 from crosssell.services.products import (
     is_sellable,
     price_of,
@@ -146,9 +147,8 @@ def bestseller_ids(category: str | None = None, n: int = 60) -> list[int]:
 
     def compute() -> list[int]:
         qs = Purchase.objects.filter(sellable_q("product__"))
-        cat = product_field("category")
-        if category is not None and cat:
-            qs = qs.filter(**{f"product__{cat}": category})
+        if category is not None:
+            qs = qs.filter(get_catalog().category_q(category, "product__"))
         ids = list(
             qs.values("product_id")
             .annotate(n=Count("id"))
@@ -194,19 +194,23 @@ def recommend(
         f"{_build_key(build_id)}"
     )
 
+    fresh: dict[int, Model] = {}  # what a cache miss just loaded, so it is not loaded again
+
     def choose() -> list[Slot]:
-        return _choose(sources, excluded, limit, kind, category, build_id)
+        return _choose(sources, excluded, limit, kind, category, build_id, fresh)
 
     slots = cs_cache.get_or_set(key, choose)
-    items = _load(slots)
+    items = _load(slots, fresh)
     if len(items) < min(limit, len(slots)):
-        items = _load(choose())  # a product stopped being sellable since: choose afresh
+        items = _load(choose(), fresh)  # a product stopped being sellable since: choose afresh
     return items[:limit]
 
 
-def _load(slots: list[Slot]) -> list[Item]:
-    """The slots' products in one query, still sellable."""
-    loaded = products().in_bulk([s.product_id for s in slots])
+def _load(slots: list[Slot], known: dict[int, Model] | None = None) -> list[Item]:
+    """The slots' products in one query (none for those in ``known``), still sellable."""
+    known = known or {}
+    loaded = get_catalog().load([s.product_id for s in slots if s.product_id not in known])
+    loaded.update((s.product_id, known[s.product_id]) for s in slots if s.product_id in known)
     return [
         Item(loaded[s.product_id], s)
         for s in slots
@@ -221,17 +225,24 @@ def _choose(
     kind: str,
     category: str | None,
     build_id: int | None = None,
+    chosen_products: dict[int, Model] | None = None,
 ) -> list[Slot]:
-    """The ``limit`` best slots (and two spares) that pass every rule."""
+    """The ``limit`` best slots (and two spares) that pass every rule; the products shown for
+    them are put in ``chosen_products`` when given."""
+    catalog = get_catalog()
+    # A variant's page reads its parent's list beside its own (the parent's page is where its
+    # sales show), and never shows the parent itself.
+    parents = {catalog.browsable(p).pk for p in catalog.load(sources).values()} - set(sources)
+    lists = sorted(set(sources) | parents)
     # A pair the merchant rejected stays out, even when a fallback proposes it.
     rejected = Recommendation.objects.filter(
         build__isnull=True,
         status=Recommendation.Status.REJECTED,
         kind=kind,
-        source_id__in=sources,
+        source_id__in=lists,
     ).values_list("target_id", flat=True)
-    banned = set(sources) | set(excluded) | set(rejected)
-    pool = [s for s in ranked_slots(sources, kind, build_id) if s.product_id not in banned]
+    banned = set(lists) | set(excluded) | set(rejected)
+    pool = [s for s in ranked_slots(lists, kind, build_id) if s.product_id not in banned]
     taken = {s.product_id for s in pool}
     fallbacks = ([("category_bestsellers", category)] if category else []) + [("bestsellers", None)]
     for strategy, cat in fallbacks:
@@ -239,20 +250,21 @@ def _choose(
             if pid not in banned and pid not in taken:
                 taken.add(pid)
                 pool.append(Slot(pid, 0.0, strategy))
-    # Every candidate passes the privacy threshold with every source: the build filtered its
-    # own rows, but a fallback, or a row of another item of a cart, was never checked.
-    if pool and settings.MIN_CUSTOMERS > 1:
-        blocked = too_few_customers(sources, [s.product_id for s in pool], settings.MIN_CUSTOMERS)
-        pool = [s for s in pool if s.product_id not in blocked]
-    qs = products()
-    parent = product_field("parent")
-    if parent and "__" not in parent:
-        qs = qs.select_related(parent)
-    loaded = qs.in_bulk([s.product_id for s in pool] + sources)
+    # A slot published for its co-purchases is checked again: an erasure may have taken its
+    # pair below the threshold since. Nothing else reads the pairs below the threshold (the
+    # build and the updates never publish them, the fallbacks are chosen from sales alone), so
+    # one order of such a pair changes no list a visitor sees.
+    minimum = settings.MIN_CUSTOMERS
+    claimed = [s.product_id for s in pool if minimum > 1 and _customers(s) >= minimum]
+    if claimed:
+        dropped = unsupported(lists, claimed, minimum)  # a parent's pairs count for its variant
+        pool = [s for s in pool if s.product_id not in dropped]
+    loaded = catalog.load([s.product_id for s in pool] + sources)
     rules = exclusions.load_rules()
     src_products = [loaded[s] for s in sources if s in loaded]
     band = _price_band(src_products[0]) if len(src_products) == 1 else None
     chosen: list[Slot] = []
+    # Never the product a source is a variant of (nor its siblings, shown as that product).
     shown: set[int] = set(banned)
     for slot in pool:
         product = loaded.get(slot.product_id)
@@ -270,9 +282,17 @@ def _choose(
             continue
         shown.add(product.pk)
         chosen.append(slot)
+        if chosen_products is not None:
+            chosen_products[product.pk] = product
         if len(chosen) == limit + SPARE:
             break
     return chosen
+
+
+def _customers(slot: Slot) -> int:
+    """The distinct customers the slot's evidence names (0: none, or not a co-purchase)."""
+    value = slot.evidence.get("customers") if isinstance(slot.evidence, dict) else None
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0
 
 
 def _price_band(product: Model) -> tuple[Decimal, Decimal] | None:
@@ -285,10 +305,7 @@ def _price_band(product: Model) -> tuple[Decimal, Decimal] | None:
 
 def _collapse_variant(product: Model, slot: Slot) -> tuple[Model, Slot]:
     """A variant (size, colour) is shown as its parent product."""
-    parent = product_field("parent")
-    if not parent or "__" in parent:
-        return product, slot
-    main = getattr(product, parent, None)
+    main = get_catalog().parent_of(product)
     if main is None:
         return product, slot
     return main, Slot(main.pk, slot.score, slot.strategy, slot.pinned, slot.evidence)
@@ -296,13 +313,7 @@ def _collapse_variant(product: Model, slot: Slot) -> tuple[Model, Slot]:
 
 def category_of(product: Model) -> str | None:
     """The product's category value, for the category fallback."""
-    lookup = product_field("category")
-    if not lookup:
-        return None
-    value: Any = product
-    for part in lookup.split("__"):
-        value = getattr(value, part, None)
-    return str(value) if value else None
+    return get_catalog().category_of(product)
 
 
 __all__ = ["Item", "Slot", "bestseller_ids", "category_of", "products", "ranked_slots", "recommend"]

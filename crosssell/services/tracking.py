@@ -6,19 +6,21 @@ task (:func:`flush`) writes them in bulk. The flush first moves a batch to a pro
 atomic script), writes it with ``ignore_conflicts`` on the events' UUIDs, then drops the
 processing list, so a flush that is late, fails, or whose worker is killed loses nothing and
 duplicates nothing. Without Redis (or when it is down) events are written directly.
+
+What the events may count for (see TESTING.md, "Attacks refused"): an impression's token is
+served to one visitor (:mod:`crosssell.services.impression_tokens`) and counts for nobody else; a
+click or an add-to-cart counts once per impression (its id is derived from the impression's, so
+replays collapse on the primary key); a purchase is credited to the buyer's own variant only.
 """
 
 from __future__ import annotations
 
 import atexit
-import base64
 import functools
 import hashlib
-import hmac
 import json
 import logging
 import os
-import re
 import secrets
 import threading
 import time
@@ -31,8 +33,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings as django_settings
-from django.core import signing
 from django.core.cache import caches
 from django.db import transaction
 from django.utils import timezone
@@ -41,11 +41,20 @@ from django.utils.dateparse import parse_datetime
 from crosssell.conf import settings
 from crosssell.models import Event, Experiment, Impression, Variant
 from crosssell.services import cache as cs_cache
+from crosssell.services.impression_tokens import (  # noqa: F401  (the module's former API)
+    COMPACT,
+    SIGNER_SALT,
+    compact_token,
+    read_token,
+    sign,
+    timestamp_sign,
+    token_products,
+    visitor_tag,
+)
 
 logger = logging.getLogger(__name__)
 QUEUE = "crosssell:events"
 PROCESSING = "crosssell:events:processing"
-SIGNER_SALT = "crosssell.impression"
 SESSION_VISITOR = "crosssell_visitor"
 SESSION_TOUCHES = "crosssell_touches"
 # Move up to ARGV[1] events from the queue to the processing list, atomically.
@@ -97,6 +106,56 @@ def visitor_id(holder: Any) -> str:
 def _session(holder: Any) -> Any:
     """The session of a request, or ``holder`` itself when it is one."""
     return getattr(holder, "session", holder)
+
+
+class NamedVisitor:
+    """A request acting as the visitor its caller names (a storefront whose calls carry no
+    cookie), for :func:`visitor_id` and :func:`record_touch`."""
+
+    def __init__(self, request: Any, visitor: str) -> None:
+        self.session = getattr(request, "session", {})
+        self.crosssell_visitor = visitor
+
+
+def added_to_cart(request: Any, product_ids: Iterable[int]) -> None:
+    """Tell tracking which products a cart-add view really added (call it with ``()`` first
+    thing, so a refused form records nothing). A view that never calls it has every widget
+    product it was posted counted as added, once it answers below 400."""
+    added: set[int] = getattr(request, "crosssell_added", None) or set()
+    added.update(int(p) for p in product_ids)
+    request.crosssell_added = added
+
+
+def known_visitor(request: Any) -> str | None:
+    """The visitor a request already is: its cookie's, else its session's; ``None`` for a
+    caller seen for the first time."""
+    cookie = getattr(request, "COOKIES", {}).get(COOKIE)
+    if valid_visitor(cookie):
+        return str(cookie)
+    session = getattr(request, "session", None)
+    value = session.get(SESSION_VISITOR) if session is not None else None
+    return str(value) if value else None
+
+
+def acting_as(request: Any, named: str | None) -> Any | None:
+    """The holder (see :func:`visitor_id`) of the visitor ``request`` acts as.
+
+    The request itself, or, when its caller names a visitor (the API's ``visitor``), that
+    visitor; ``None`` when the name differs from the visitor the request's cookie (or session)
+    already is: a caller cannot act as another visitor than its own.
+    """
+    if named is None:
+        return request
+    known = known_visitor(request)
+    if known is None:
+        return NamedVisitor(request, named)
+    return request if known == named else None
+
+
+def current_visitor(holder: Any) -> str | None:
+    """The visitor id ``holder`` carries, without making one (``None``: none yet)."""
+    value = getattr(holder, "crosssell_visitor", None) or _session(holder).get(SESSION_VISITOR)
+    return str(value) if value else None
 
 
 def variant_for(placement: str, holder: Any) -> Variant | None:
@@ -352,29 +411,35 @@ def write(events: Sequence[dict[str, Any]]) -> int:
         if e["type"] == "impression"
     ]
     Impression.objects.bulk_create(impressions, ignore_conflicts=True)
-    # A click whose impression never reached the database (a forged id) keeps no link.
-    known = {
-        str(pk)
-        for pk in Impression.objects.filter(
+    # A click whose impression never reached the database (a forged id) keeps no link; one by
+    # another visitor than the impression's is not written (a purchase keeps no link).
+    owners = {
+        str(pk): visitor
+        for pk, visitor in Impression.objects.filter(
             id__in={e["impression"] for e in events if e.get("impression")}
-        ).values_list("id", flat=True)
+        ).values_list("id", "visitor")
     }
-    others = [
-        Event(
-            id=e["id"],
-            type=e["type"],
-            impression_id=e["impression"] if e.get("impression") in known else None,
-            variant_id=e.get("variant"),
-            visitor=e["visitor"],
-            product_id=e["product"],
-            order_ref=e.get("order", ""),
-            quantity=e.get("quantity", 0),
-            revenue=Decimal(str(e.get("revenue", "0"))),
-            created_at=_when(e),
+    others = []
+    for e in events:
+        if e["type"] == "impression":
+            continue
+        owner = owners.get(str(e.get("impression")))
+        if owner not in (None, e["visitor"]) and e["type"] != Event.Type.PURCHASE:
+            continue
+        others.append(
+            Event(
+                id=e["id"],
+                type=e["type"],
+                impression_id=e["impression"] if owner == e["visitor"] else None,
+                variant_id=e.get("variant"),
+                visitor=e["visitor"],
+                product_id=e["product"],
+                order_ref=e.get("order", ""),
+                quantity=e.get("quantity", 0),
+                revenue=Decimal(str(e.get("revenue", "0"))),
+                created_at=_when(e),
+            )
         )
-        for e in events
-        if e["type"] != "impression"
-    ]
     Event.objects.bulk_create(others, ignore_conflicts=True)
     return len(events)
 
@@ -424,63 +489,6 @@ def impression_event(
     }
 
 
-def sign(impression: str, variant: int | None, products: Sequence[int], **extra: Any) -> str:
-    """The token of one impression: its id, variant and products, signed once for the whole
-    list (a link adds the product it leads to, which must be one of them).
-
-    A widget's token is compact (``<id in base64>~<variant>~<id.id...>``, about 100 characters:
-    every link and form of the widget carries it); one with ``extra`` fields (the API's, which
-    also name the placement, sources and strategies) is signed JSON.
-    """
-    if extra:
-        data = {"i": impression, "v": variant, "p": [int(p) for p in products], **extra}
-        signer = _signer(django_settings.SECRET_KEY)
-        return signer.sign_object(data, compress=len(products) > 8)
-    shown = ".".join(str(int(p)) for p in products)
-    return _compact_token(uuid.UUID(impression).bytes, variant, shown)
-
-
-def _compact_token(uid: bytes, variant: int | None, shown: str) -> str:
-    b64 = base64.urlsafe_b64encode(uid).rstrip(b"=").decode()
-    return timestamp_sign(f"{b64}~{variant or ''}~{shown}")
-
-
-#: The payload of a compact token: the impression's UUID in base64, the variant, the products.
-COMPACT = re.compile(r"([A-Za-z0-9_-]{22})~([0-9]{0,18})~([0-9.]{0,2000})")
-
-
-@functools.lru_cache(maxsize=4)
-def _signer(secret: str) -> signing.TimestampSigner:
-    """One signer per secret key (making one per token cost a third of the signing)."""
-    return signing.TimestampSigner(key=secret, salt=SIGNER_SALT)
-
-
-@functools.lru_cache(maxsize=4)
-def _hmac(secret: str) -> hmac.HMAC:
-    """The HMAC Django's signer computes for :data:`SIGNER_SALT`, keyed once (``salted_hmac``
-    derives the key anew for every token); each token hashes a copy."""
-    key = hashlib.sha256(f"{SIGNER_SALT}signer{secret}".encode()).digest()
-    return hmac.new(key, digestmod=hashlib.sha256)
-
-
-#: The current second and its base-62 form, as ``TimestampSigner`` stamps them.
-_stamp: tuple[int, str] = (0, "")
-
-
-def timestamp_sign(value: str) -> str:
-    """``TimestampSigner(salt=SIGNER_SALT).sign(value)``, to the byte, at half the cost
-    (every widget shown signs one token): the key is derived once per secret and the
-    timestamp once per second; :func:`read_token` checks it with Django's own signer."""
-    global _stamp
-    now = int(time.time())
-    if _stamp[0] != now:
-        _stamp = (now, signing.b62_encode(now))
-    value = f"{value}:{_stamp[1]}"
-    mac = _hmac(django_settings.SECRET_KEY).copy()
-    mac.update(value.encode())
-    return f"{value}:{base64.urlsafe_b64encode(mac.digest()).rstrip(b'=').decode()}"
-
-
 def record_impression(
     placement: str,
     visitor: str,
@@ -504,7 +512,9 @@ def record_impression(
         ],
         urgent=False,
     )
-    return Rendered(impression, _compact_token(uid, variant_id, shown.ids), variant)
+    return Rendered(
+        impression, compact_token(uid, variant_id, shown.ids, visitor_tag(visitor)), variant
+    )
 
 
 @dataclass(frozen=True)
@@ -535,43 +545,27 @@ def new_uuid4() -> tuple[str, bytes]:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}", bytes(raw)
 
 
-def read_token(token: str) -> dict[str, Any] | None:
-    """The impression a link or form carried, or ``None`` for a forged or stale token."""
-    signer = _signer(django_settings.SECRET_KEY)
-    try:
-        payload = signer.unsign(token, max_age=settings.ATTRIBUTION_WINDOW)
-        compact = COMPACT.fullmatch(payload)
-        if compact:
-            uid, variant, shown = compact.groups()
-            return {
-                "i": str(uuid.UUID(bytes=base64.urlsafe_b64decode(uid + "=="))),
-                "v": int(variant) if variant else None,
-                "p": [int(p) for p in shown.split(".") if p],
-            }
-        data = signer.unsign_object(token, max_age=settings.ATTRIBUTION_WINDOW)
-    except (signing.BadSignature, ValueError):
-        return None
-    if not isinstance(data, dict) or not isinstance(data.get("i"), str):
-        return None
-    return data
+#: The namespace of the ids of clicks and add-to-carts (see :func:`touch_id`).
+TOUCH_NAMESPACE = uuid.UUID("a18e4372-0c9e-40e3-809d-eb54a5272301")
 
 
-def token_products(data: dict[str, Any]) -> set[int]:
-    """The products an impression token vouches for."""
-    shown = data.get("p")
-    if isinstance(shown, list):
-        return {int(p) for p in shown if isinstance(p, int)}
-    return set()
+def touch_id(impression: str, event_type: str) -> str:
+    """The id of an impression's click (or add-to-cart): the same for every replay of it, in
+    any session or request, so the database keeps one per impression and kind."""
+    return str(uuid.uuid5(TOUCH_NAMESPACE, f"{impression}:{event_type}"))
 
 
 def record_touch(holder: Any, token: str, event_type: str, product_id: int | None = None) -> bool:
     """A click or an add-to-cart from a widget: queue the event and remember it in the session
     so checkout can attribute the order line.
 
-    ``holder`` is the request (or its session); ``product_id`` must be one of the products the
-    impression showed. Returns ``False`` for a bad token or a product it did not show.
+    ``holder`` is the request (or its session); the token must have been served to its visitor
+    and ``product_id`` must be one of the products the impression showed. Returns ``False``
+    otherwise (nothing is recorded). An impression counts one click and one add-to-cart, however
+    often its token comes back (:func:`touch_id`).
     """
-    data = read_token(token)
+    visitor = current_visitor(holder)
+    data = read_token(token, visitor) if visitor and product_id is not None else None
     if data is None or product_id is None:
         return False
     product_id = int(product_id)
@@ -579,15 +573,12 @@ def record_touch(holder: Any, token: str, event_type: str, product_id: int | Non
         return False
     session = _session(holder)
     touches = dict(session.get(SESSION_TOUCHES, {}))
-    earlier = touches.get(str(product_id))
-    if event_type == Event.Type.CLICK and earlier and earlier[0] == data["i"]:
-        return True  # the same link again (a reload, a redirect back): one click
-    visitor = visitor_id(holder)
+    visitor = visitor_id(holder)  # the same id; the middleware now keeps its cookie
     push(
         [
             {
                 "type": event_type,
-                "id": str(uuid.uuid4()),
+                "id": touch_id(data["i"], event_type),
                 "at": time.time(),
                 "impression": data["i"],
                 "variant": data.get("v"),
@@ -601,12 +592,33 @@ def record_touch(holder: Any, token: str, event_type: str, product_id: int | Non
     return True
 
 
+def own_variants(visitor: str, variant_ids: Iterable[int]) -> set[int]:
+    """Those of ``variant_ids`` that are ``visitor``'s own: the variant :func:`assign` gives the
+    visitor in its experiment, while the experiment runs (one query)."""
+    wanted = {v for v in variant_ids if isinstance(v, int)}
+    if not wanted:
+        return set()
+    experiments: dict[int, list[Variant]] = {}
+    running = Experiment.objects.filter(is_active=True, variants__in=wanted)
+    for v in Variant.objects.filter(experiment__in=running).select_related("experiment"):
+        experiments.setdefault(v.experiment_id, []).append(v)
+    own = {assign(vs[0].experiment, sorted(vs, key=lambda v: v.pk), visitor).pk
+           for vs in experiments.values()}  # fmt: skip
+    return own & wanted
+
+
 def attribute_order(holder: Any, order_ref: str, lines: Sequence[tuple[int, int, Decimal]]) -> int:
     """At checkout (``holder``: the request, or its session): one purchase event per line of
     ``(product, quantity, unit price)``, tied to the impression the product was clicked or added
     from within the attribution window, and to the visitor's variant of the running experiment
     (so holdouts count their orders too). Returns how many lines were attributed to an
-    impression."""
+    impression.
+
+    A purchase is credited only to the buyer's own variant: a touch whose variant is not the one
+    the visitor is assigned (a list served under another experiment's arm, a variant the
+    merchant has since reweighted) attributes nothing, and the line counts for the visitor's
+    own variant of the running experiment.
+    """
     visitor = visitor_id(holder)
     session = _session(holder)
     touches: dict[str, list[Any]] = dict(session.get(SESSION_TOUCHES, {}))
@@ -614,12 +626,14 @@ def attribute_order(holder: Any, order_ref: str, lines: Sequence[tuple[int, int,
     now = timezone.now()
     running = running_experiment()
     variant = assign(running[0], running[1], visitor).pk if running else None
+    touched = [touches.get(str(product)) for product, _, _ in lines]
+    own = own_variants(visitor, (t[1] for t in touched if t))
     events = []
     attributed = 0
     for product, quantity, price in lines:
         touch = touches.pop(str(product), None)
         impression = touch_variant = None
-        if touch:
+        if touch and (touch[1] is None or touch[1] in own):
             at = parse_datetime(touch[2])
             if at is not None and now - at <= window:
                 impression, touch_variant = touch[0], touch[1]

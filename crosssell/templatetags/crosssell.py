@@ -32,7 +32,7 @@ from crosssell.conf import settings
 from crosssell.models import Purchase, Recommendation, Variant, user_customer_ref
 from crosssell.services import cache as cs_cache
 from crosssell.services import tracking
-from crosssell.services.products import is_sellable, price_of, read
+from crosssell.services.catalog import MONEY_SAMPLE, format_money, get_catalog
 from crosssell.services.serving import MAX_CART, Item, category_of, recommend
 
 logger = logging.getLogger(__name__)
@@ -72,15 +72,15 @@ class Card:
 
 def card(product: Model, strategy: str = "", pinned: bool = False, token: str = "") -> Card:
     """A loaded product as a :class:`Card` (no query: everything is on the row)."""
-    url_of = getattr(product, "get_absolute_url", None)
+    catalog = get_catalog()
     category = category_of(product) or ""
     return Card(
         product=product,
         id=int(product.pk),
-        name=str(read(product, "name", str(product))),
-        price=price_of(product),
-        url=url_of() if callable(url_of) else "",
-        image=str(read(product, "image", "") or ""),
+        name=catalog.name_of(product),
+        price=catalog.price_of(product),
+        url=catalog.url_of(product),
+        image=catalog.image_of(product),
         hue=zlib.crc32(category.split(" > ")[0].encode()) % 360,
         strategy=strategy,
         pinned=pinned,
@@ -113,7 +113,7 @@ class Marks:
 
 @functools.cache
 def marks() -> Marks:
-    base = salted_hmac("crosssell.marks", "widget").hexdigest()[:20]
+    base = salted_hmac("crosssell.marks", "widget", algorithm="sha1").hexdigest()[:20]
     return Marks(f"cs{base}t", f"cs{base}c", f"cs{base}n")
 
 
@@ -206,6 +206,16 @@ def _base(widget: str, items: list[Card]) -> dict[str, Any]:
     return {"widget": widget, "items": items, "add_url": add_to_cart_url(), "next": True}
 
 
+@register.filter
+def crosssell_money(amount: Any) -> str:
+    """``{{ amount|crosssell_money }}``: money as the shop writes it (``CROSSSELL_FORMAT_MONEY``);
+    "" for a value that is not a number."""
+    try:
+        return format_money(amount)
+    except (ArithmeticError, TypeError, ValueError):
+        return ""
+
+
 @register.simple_tag(takes_context=True)
 def frequently_bought_together(
     context: template.Context, product: Model | None, limit: Any = None
@@ -220,7 +230,7 @@ def frequently_bought_together(
         found = recommend([product.pk], n, category=category_of(product), build_id=build_id)
         items = cards(found, token)
         main = card(product, "this item")
-        sellable = is_sellable(product)
+        sellable = get_catalog().is_sellable(product)
         bundle = ([main] if sellable else []) + items
         return {
             **_base("frequently-bought-together", items),
@@ -228,6 +238,8 @@ def frequently_bought_together(
             "product_sellable": sellable,
             "bundle_total": sum((c.price for c in bundle), Decimal("0")),
             "bundle_count": len(bundle),
+            # how the shop writes money, for the script that re-totals the ticked items
+            "money_sample": format_money(MONEY_SAMPLE),
             "impression_token": token,
         }, items
 

@@ -100,6 +100,7 @@ def seed_shop(n_products: int = 30, n_customers: int = 40, seed: int = 0) -> Fuz
     """
     from django.conf import settings
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
     from django.test import Client
 
     from crosssell.engine.cooccurrence import CoCount
@@ -124,6 +125,8 @@ def seed_shop(n_products: int = 30, n_customers: int = 40, seed: int = 0) -> Fuz
     customers = [User.objects.create_user(f"fuzz-{seed}-{i}") for i in range(n_customers)]
     customers[0].is_staff = True
     customers[0].save(update_fields=["is_staff"])
+    # The evidence is shown to users who may view recommendations (not to all staff).
+    customers[0].user_permissions.add(Permission.objects.get(codename="view_recommendation"))
     for c, user in enumerate(customers):
         for o in range(rng.randint(1, 4)):
             # Small id ranges overlap: co-purchases repeat across customers, so the privacy
@@ -171,9 +174,11 @@ def _plain(value: Any) -> Any:
 #: A refusal of schema-valid input by design: a cart of products that do not exist.
 UNKNOWN_CART = {"product_ids": ["None of these products exists."]}
 #: And an event whose impression token is not one the API signed (no schema can say which
-#: strings carry a valid signature), or that names a product its list did not show.
+#: strings carry a valid signature), or was served to another visitor than the request's (the
+#: fuzzer's token was served to none), or that names a product its list did not show.
 EVENT_REFUSALS = (
     "Not a valid impression token",
+    "This token was served to another visitor",
     "Null characters are not allowed",  # DRF's own check of a string: no token has one
     "This token's impression was recorded",
     "Required for a click",

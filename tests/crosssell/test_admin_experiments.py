@@ -159,7 +159,8 @@ def test_view_permission_shows_the_table_of_a_known_dataset(viewer: Client) -> N
 
     ra, rb, rh = row_html(html, a), row_html(html, b), row_html(html, h)
     assert ">200<" in ra and ">250<" in rb and ">100<" in rh  # visitors (and impressions)
-    # Click-through per impression with its Wilson interval; add-to-cart rate.
+    # Click-through (visitors who clicked, per visitor: one impression each here) with its
+    # Wilson interval; add-to-cart rate.
     assert cell(ra, "ctr") == f"15.0% {wilson_text(30, 200)}"
     assert cell(rb, "ctr") == f"20.0% {wilson_text(50, 250)}"
     assert cell(ra, "atc") == "5.0%" and cell(rb, "atc") == "8.0%"

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
@@ -97,14 +98,14 @@ def test_fbt_returns_the_live_build_companions(api: APIClient, shop: Shop) -> No
     assert [r["id"] for r in rows[:2]] in ([shop.b.pk, shop.c.pk], [shop.c.pk, shop.b.pk])
     assert rows[2]["id"] == shop.d.pk
     assert {r["strategy"] for r in rows} == {"cocount"}
-    assert rows[0]["score"] > rows[2]["score"] > 0
     by_id = {r["id"]: r for r in rows}
     assert by_id[shop.b.pk]["name"] == "Memory card"
     assert by_id[shop.b.pk]["price"] == "19.90"
     assert Decimal(by_id[shop.d.pk]["price"]) == Decimal("60.00")
     assert by_id[shop.b.pk]["url"] == shop.b.get_absolute_url()  # type: ignore[attr-defined]
     assert all("evidence" not in r for r in rows)
-    assert set(rows[0]) == {"id", "name", "price", "url", "score", "strategy"}
+    # The score and the evidence are for users with the view permission (a count otherwise).
+    assert set(rows[0]) == {"id", "name", "price", "url", "strategy"}
 
 
 def test_fbt_default_limit_and_fallbacks(api: APIClient, shop: Shop) -> None:
@@ -139,7 +140,6 @@ def test_fbt_without_a_live_build(api: APIClient, db: None) -> None:
                 "name": "B",
                 "price": "10.00",
                 "url": product_url(b),
-                "score": 0.0,
                 "strategy": "bestsellers",
             }
         ],
@@ -295,23 +295,32 @@ def test_me_bad_limit(api: APIClient, shop: Shop) -> None:
         assert response.status_code == 400 and "limit" in response.json()
 
 
-# --- evidence is for staff only -------------------------------------------------------------
+# --- evidence is for users with the view permission on recommendations ---------------------
 
 
-def test_evidence_only_for_staff(api: APIClient, shop: Shop) -> None:
+def test_evidence_only_with_the_view_permission(api: APIClient, shop: Shop) -> None:
     User = get_user_model()
     url = fbt_url(shop.a.pk)
     api.force_login(User.objects.create_user("customer"))
-    assert all("evidence" not in r for r in api.get(url).json()["results"])
+    hidden = {"evidence", "score"}
+    assert all(not hidden & set(r) for r in api.get(url).json()["results"])
     cart = post_cart(api, {"product_ids": [shop.a.pk]}).json()["results"]
-    assert cart and all("evidence" not in r for r in cart)
+    assert cart and all(not hidden & set(r) for r in cart)
 
-    api.force_login(User.objects.create_user("merchant", is_staff=True))
+    # Staff is not enough (the probe: any staff user got the evidence).
+    api.force_login(User.objects.create_user("clerk", is_staff=True))
+    assert all(not hidden & set(r) for r in api.get(url, {"limit": 3}).json()["results"])
+    assert all(not hidden & set(r) for r in api.get(reverse(ME_URL)).json()["results"])
+
+    merchant = User.objects.create_user("merchant", is_staff=True)
+    merchant.user_permissions.add(Permission.objects.get(codename="view_recommendation"))
+    api.force_login(merchant)
     rows = api.get(url, {"limit": 3}).json()["results"]
     by_id = {r["id"]: r for r in rows}
     assert by_id[shop.b.pk]["evidence"]["co_count"] == 5
     assert by_id[shop.d.pk]["evidence"]["co_count"] == 3
     assert by_id[shop.d.pk]["evidence"]["customers"] == 3
+    assert rows[0]["score"] > rows[2]["score"] > 0
     me = api.get(reverse(ME_URL)).json()["results"]
     assert all("evidence" in r for r in me)
 

@@ -63,6 +63,12 @@ def reference_rows(
             for p, (j, s) in enumerate(zip(wide.indices[pos_q], wide.scores[pos_q], strict=True))
             if j >= 0 and j != i
         ]
+        # The strategy's pairs below the privacy threshold go before the bestsellers fill in.
+        if cand:
+            people = pair_evidence(
+                data, np.full(len(cand), i, dtype=np.int64), np.asarray([c[0] for c in cand])
+            )["customers"]
+            cand = [c for c, n in zip(cand, people, strict=True) if not 1 <= n < min_customers]
         fill = [(int(j), 0.0, "popularity") for j in pop_head if j != i]
         chosen: list[tuple[int, float, str]] = []
         seen = {i}
@@ -81,7 +87,11 @@ def reference_rows(
     src = np.asarray(src_l, dtype=np.int64)
     dst = np.asarray(dst_l, dtype=np.int64)
     evidence = pair_evidence(data, src, dst)
-    blocked = (evidence["customers"] >= 1) & (evidence["customers"] < min_customers)
+    # A bestseller's pair below the threshold stays, with the evidence of a pair never bought.
+    below = (evidence["customers"] >= 1) & (evidence["customers"] < min_customers)
+    for values in evidence.values():
+        values[below] = 0
+    blocked = np.zeros(len(src), dtype=bool)
     if excluded is not None:
         blocked |= excluded(src, dst)
     keep = ~blocked

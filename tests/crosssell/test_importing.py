@@ -553,3 +553,48 @@ def test_groceries(shared_data: Path) -> None:
     assert counts() == (n_products, len(pairs))
     again = import_interchange(purchases_path=folder / "purchases.csv.gz")
     assert (again.purchases_inserted, again.purchases_skipped) == (0, len(pairs))
+
+
+# --- matching product_id against the primary key (--match pk) --------------------------------
+
+
+@pytest.mark.parametrize("copy", [True, False], ids=["copy", "orm"])
+def test_match_pk_reads_product_ids_as_primary_keys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, copy: bool
+) -> None:
+    import crosssell.services.importing as importing
+
+    monkeypatch.setattr(
+        importing, "_use_copy", lambda: copy and importing.connection.vendor == "postgresql"
+    )
+    # A shop whose key field says nothing useful: the history names products by primary key.
+    a, b = make_product("", "Kettle"), make_product("kettle-2", "Teapot")
+    purchases = gz(
+        tmp_path / "purchases.csv.gz",
+        HEADER + f"o1,c1,{a.pk},1,30.00,2024-05-01T10:00:00Z\no1,c1,{b.pk},2,,\n",
+    )
+    with pytest.raises(ImportFormatError, match="unknown product"):
+        import_interchange(purchases_path=purchases)  # by key: "1" and "2" are no keys
+    assert Purchase.objects.count() == 0
+
+    report = import_interchange(purchases_path=purchases, match="pk")
+
+    assert report.purchases_inserted == 2
+    got = {(p.product_id, p.quantity) for p in Purchase.objects.all()}
+    assert got == {(a.pk, 1), (b.pk, 2)}
+    assert line("o1", "").purchased_at == datetime(2024, 5, 1, 10, tzinfo=UTC)
+
+
+def test_match_pk_refuses_a_products_file(files: tuple[Path, Path]) -> None:
+    with pytest.raises(ImportConfigError, match="purchases file only"):
+        import_interchange(*files, match="pk")
+    assert counts() == (1, 0)
+
+
+def test_command_match_option(tmp_path: Path) -> None:
+    a = make_product("x1", "Kettle")
+    purchases = gz(tmp_path / "p.csv.gz", HEADER + f"o9,,{a.pk},1,,\n")
+    call_command("crosssell_import", "--purchases", str(purchases), "--match", "pk", verbosity=0)
+    assert Purchase.objects.get(order_ref="o9").product_id == a.pk
+    with pytest.raises(CommandError):
+        call_command("crosssell_import", "--purchases", str(purchases), "--match", "id")

@@ -20,3 +20,26 @@ class Item(models.Model):
 
     def get_absolute_url(self) -> str:
         return f"/items/{self.code}/"
+
+
+class Category(models.Model):
+    """A category of the shop's tree; an item may be in several (a many-to-many)."""
+
+    name = models.CharField(max_length=100)
+    items = models.ManyToManyField(Item, related_name="categories", blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class StockRecord(models.Model):
+    """One supplier's offer of an item: several per item, each with its price and stock."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="stockrecords")
+    partner = models.CharField(max_length=50)
+    price = models.DecimalField(max_digits=9, decimal_places=2, null=True, blank=True)
+    num_in_stock = models.PositiveIntegerField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.partner}: {self.item_id}"

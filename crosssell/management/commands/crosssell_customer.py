@@ -1,4 +1,4 @@
-"""``manage.py crosssell_customer export|erase CUSTOMER``: a customer's data rights."""
+"""``manage.py crosssell_customer export|erase [CUSTOMER] [--email E]``: data rights."""
 
 from __future__ import annotations
 
@@ -9,30 +9,60 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 class Command(BaseCommand):
-    help = "Export (as JSON) or erase what crosssell holds about one customer."
+    help = (
+        "Export (as JSON) or erase what crosssell holds about one customer: order lines, "
+        "impressions and events; an erasure also corrects the live lists at once and lets the "
+        "shop erase its own rows (the crosssell.signals.customer_erased signal)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("action", choices=["export", "erase"])
-        parser.add_argument("customer", help="The customer reference (the user's primary key).")
+        parser.add_argument(
+            "customer",
+            nargs="?",
+            default="",
+            help="The customer reference (the user's primary key).",
+        )
+        parser.add_argument(
+            "--email", default="", help="The customer's email: their guest orders go too."
+        )
         parser.add_argument("--yes", action="store_true", help="Erase without asking.")
+        parser.add_argument(
+            "--wait",
+            type=float,
+            default=None,
+            help="Seconds to wait for a running rebuild (default CROSSSELL_LOCK_WAIT).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from crosssell.services.customers import erase_customer, export_customer
+        from crosssell.services.customers import Customer, erase_customer, export_customer
+        from crosssell.services.locks import LockTimeout
 
-        customer = options["customer"].strip()
-        if not customer:
-            raise CommandError("Give a customer reference.")
+        try:
+            who = Customer(ref=options["customer"], email=options["email"])
+        except ValueError as exc:
+            raise CommandError("Give a customer reference, an --email, or both.") from exc
         if options["action"] == "export":
-            self.stdout.write(json.dumps(export_customer(customer), indent=2))
+            self.stdout.write(json.dumps(export_customer(who), indent=2))
             return
+        named = " and ".join(
+            part for part in (who.ref and repr(who.ref), who.email and "that email") if part
+        )
         if not options["yes"] and options.get("interactive", True):
-            answer = input(f"Erase every purchase of customer {customer!r}? [y/N] ")
+            answer = input(f"Erase everything crosssell holds about customer {named}? [y/N] ")
             if answer.strip().lower() not in {"y", "yes"}:
                 raise CommandError("Nothing erased.")
-        deleted = erase_customer(customer)
+        try:
+            erased = erase_customer(who, wait=options["wait"])
+        except LockTimeout as exc:
+            raise CommandError(f"A rebuild is running; nothing erased ({exc}).") from exc
         self.stdout.write(
             self.style.SUCCESS(
-                f"Erased {deleted} order line(s) of customer {customer!r}; the next rebuild "
-                "forgets them."
+                f"Erased {erased.purchases} order line(s) in {len(erased.orders)} order(s) of "
+                f"customer {named}, {erased.events} event(s) and {erased.impressions} "
+                f"impression(s) of {len(erased.visitors)} visitor(s); "
+                f"{erased.rows_recounted} recommendation(s) recounted, {erased.rows_dropped} "
+                f"dropped, {len(erased.builds_dropped)} kept build(s) dropped. "
+                "Every list has forgotten them."
             )
         )

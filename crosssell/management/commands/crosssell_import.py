@@ -22,13 +22,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--products", type=Path, help="products.csv.gz")
         parser.add_argument("--purchases", type=Path, help="purchases.csv.gz")
+        parser.add_argument(
+            "--match",
+            choices=("key", "pk"),
+            default="key",
+            help="Match the purchases' product_id against the product's key field (default) or "
+            "its primary key (pk: purchases only).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["products"] is None and options["purchases"] is None:
             raise CommandError("Give --products, --purchases or both.")
         try:
             report = import_interchange(
-                options["products"], options["purchases"], progress=options["verbosity"] > 0
+                options["products"],
+                options["purchases"],
+                progress=options["verbosity"] > 0,
+                match=options["match"],
             )
         except (ImportFormatError, ImportConfigError) as exc:
             raise CommandError(f"Nothing imported. {exc}") from exc

@@ -3,11 +3,33 @@
 (function () {
   "use strict";
 
+  // The server writes one sample amount, 1234567.89, as the shop formats money
+  // (data-money-sample); what surrounds its digits gives the sign, the separators and the
+  // number of decimals, so the script never assumes a currency.
+  var SAMPLE = /^([\s\S]*?)1(\D*)234(\D*)56(?:7(\D+)(89|9)|(8))([^\d]*)$/;
+
+  function pattern(root) {
+    var m = SAMPLE.exec(root.getAttribute("data-money-sample") || "");
+    if (!m || m[2] !== m[3]) {
+      return null;
+    }
+    var decimals = m[5] ? m[5].length : 0;
+    return {prefix: m[1], group: m[2], point: m[4] || "", decimals: decimals, suffix: m[7]};
+  }
+
   function format(root, cents) {
-    var prefix = root.getAttribute("data-currency") || "";
-    var whole = Math.floor(cents / 100).toString().replace(/\B(?=(\d{3})+(?!\d))/g, ",");
-    var frac = ("0" + (cents % 100)).slice(-2);
-    return prefix + whole + "." + frac;
+    var p = pattern(root);
+    if (!p) {
+      return null; // unknown format: the server-rendered total stays
+    }
+    var units = p.decimals === 2 ? cents : Math.round(cents / Math.pow(10, 2 - p.decimals));
+    var scale = Math.pow(10, p.decimals);
+    var whole = Math.floor(units / scale).toString();
+    if (p.group) {
+      whole = whole.replace(/\B(?=(\d{3})+(?!\d))/g, p.group);
+    }
+    var frac = p.decimals ? p.point + ("00" + (units % scale)).slice(-p.decimals) : "";
+    return p.prefix + whole + frac + p.suffix;
   }
 
   function update(root) {
@@ -25,8 +47,9 @@
       }
     });
     var total = root.querySelector("[data-crosssell-total]");
-    if (total) {
-      total.textContent = format(root, cents);
+    var text = format(root, cents);
+    if (total && text !== null) {
+      total.textContent = text;
     }
     var counter = root.querySelector("[data-crosssell-count]");
     if (counter) {
