@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crosssell
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run venv test test-wheel test-django61 lint typecheck migrations-check check services bench-import bench-engine bench-rebuild bench-serving bench-tracking bench-broker evaluate clean
+.PHONY: run venv test test-wheel test-django61 test-oscar lint typecheck migrations-check check services bench-import bench-engine bench-rebuild bench-serving bench-tracking bench-broker evaluate clean
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,7 @@ run: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL $(PY) manage.py shop_demo --if-empty
 	env -u DATABASE_URL -u REDIS_URL $(PY) manage.py runserver 127.0.0.1:8000
 
-## The whole test suite against PostgreSQL and Redis, plus lint, types and migrations.
-## The main suite, the swapped-product run, and the wheel, with the Django 6.1
+## The whole test suite against PostgreSQL and Redis, after lint, types and migrations: the main suite, the swapped-product run, the wheel and the Oscar shop, with the Django 6.1
 ## run beside them (scripts/test-all.sh).
 test: $(STAMP) services check
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) VENV=$(VENV) bash scripts/test-all.sh
@@ -38,6 +37,9 @@ test-wheel: $(STAMP) services
 test-django61: $(STAMP) services
 	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/nox -s django61
 
+## crosssell in a django-oscar 4.2 shop, installed from the wheel (noxfile.py, tests/oscarshop/).
+test-oscar: $(STAMP) services
+	DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) $(VENV)/bin/nox -s oscar
 
 services:
 	bash scripts/ensure-services.sh

@@ -23,8 +23,13 @@ DJANGO61_TEST_DEPS = [
     "pytest", "pytest-django", "factory-boy", "hypothesis", "schemathesis",
     "matplotlib", "pandas", "mlxtend",
 ]  # fmt: skip
+# The Oscar test shop's packages besides the wheel (constraints-oscar.txt pins them all).
+OSCAR_DEPS = [
+    "django-oscar[sorl-thumbnail]==4.2.1", "dj-database-url", "pytest", "pytest-django",
+    "playwright",
+]  # fmt: skip
 nox.options.default_venv_backend = "venv"
-nox.options.sessions = ["wheel", "django61"]
+nox.options.sessions = ["wheel", "django61", "oscar"]
 nox.options.error_on_missing_interpreters = True
 
 # Django 6.x needs Python >= 3.12. The machine image has one under pyenv without a `python3.12`
@@ -90,3 +95,41 @@ def django61(session: nox.Session) -> None:
             "tests/engine", "tests/crosssell", "-m", "not e2e and not deep",
             *session.posargs, env=env,
         )  # fmt: skip
+
+
+@nox.session
+def oscar(session: nox.Session) -> None:
+    """crosssell in a django-oscar 4.2 shop (tests/oscarshop), installed from the wheel."""
+    dist = Path(session.create_tmp()) / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    constraints = str(ROOT / "constraints-oscar.txt")
+    session.install("-c", constraints, "build")
+    session.run("python", "-m", "build", "--outdir", str(dist), str(ROOT), silent=True)
+    (wheel_file,) = dist.glob("*.whl")
+    # Not editable: crosssell is the copy in this venv's site-packages (reinstalled, so a reused
+    # venv, `nox -r`, runs this checkout's wheel and not the one installed before).
+    session.install("-c", constraints, f"{wheel_file}[api,postgres]", *OSCAR_DEPS)
+    session.install("--no-deps", "--force-reinstall", str(wheel_file))
+    # The shop runs from a copy outside the checkout, so the checkout's crosssell is not on the
+    # path; its settings, pytest.ini and conftest are its own.
+    project = Path(tempfile.mkdtemp(prefix="crosssell-oscar-"))
+    try:
+        shutil.copytree(
+            ROOT / "tests/oscarshop", project, dirs_exist_ok=True,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )  # fmt: skip
+        env = {
+            "OSCARSHOP_DATABASE_URL": database_url("oscar"),
+            "DJANGO_SETTINGS_MODULE": "oscarshop.settings",
+            "PYTHONPATH": "",
+        }
+        with session.chdir(project):
+            session.run(
+                "python", "-c",
+                "import crosssell, oscar; assert 'site-packages' in crosssell.__file__; "
+                "assert oscar.VERSION[:3] == (4, 2, 1), oscar.VERSION",
+                env=env,
+            )  # fmt: skip
+            session.run("python", "-m", "pytest", "-q", *session.posargs, env=env)
+    finally:
+        shutil.rmtree(project, ignore_errors=True)

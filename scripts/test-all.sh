@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test` after the checks: the main suite, the swapped-product run, the installed wheel, and (beside them, on the second core) the app and engine tests under Django
+# `make test` after the checks: the main suite, the swapped-product run, the installed wheel, the
+# django-oscar shop, and (beside them, on the second core) the app and engine tests under Django
 # 6.1. Each run has its own database and Redis database number, so they never see each other's
 # rows or cache; the script fails if any run fails, after all of them have finished.
 set -uo pipefail
@@ -22,6 +23,7 @@ run env DATABASE_URL="$DB" REDIS_URL="$REDIS" DJANGO_SETTINGS_MODULE=tests.setti
   "$VENV/bin/python" -m pytest -m "not e2e and not deep and not celery_worker and not slow" \
   tests/crosssell -p no:cacheprovider
 run env DATABASE_URL="$DB" REDIS_URL="$REDIS_BASE/2" "$VENV/bin/nox" -s wheel
+run env DATABASE_URL="$DB" REDIS_URL="$REDIS_BASE/3" "$VENV/bin/nox" -s oscar
 
 wait "$django61" || status=1
 echo "----- nox -s django61 (ran beside the runs above; full log: $log)"

@@ -1,0 +1,1 @@
+"""Adapters that install crosssell into other shop frameworks (settings, URLs, templates)."""
