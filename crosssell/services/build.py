@@ -9,8 +9,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -37,14 +36,13 @@ from crosssell.models import Build, Recommendation, Variant
 from crosssell.services import cache as cs_cache
 from crosssell.services import exclusions, incremental
 from crosssell.services.extract import Extracted, extract
-from crosssell.services.locks import CacheLock, LockTimeout
+from crosssell.services.locks import CacheLock, rebuild_lock
 
 logger = logging.getLogger(__name__)
 ProgressFn = Callable[[str, float, int], None]
 WRITE_BATCH = 5_000
 #: ``Build.trigger`` of a variant's build (never made live by the pipeline itself).
 VARIANT_TRIGGER = "variant"
-LOCK_NAME = "rebuild"
 
 
 @dataclass
@@ -74,19 +72,6 @@ def default_strategy() -> ItemRecommender:
     if max_sales is not None and neural.current_version() is not None:
         steps.insert(0, ColdOnly(neural.StoredNeural(), max_sales=max_sales))
     return Blend(steps=steps)
-
-
-@contextmanager
-def rebuild_lock(wait: float | None = None) -> Iterator[CacheLock]:
-    """Hold the rebuild lock (one build of any kind at a time), waiting up to ``wait`` seconds
-    (default ``CROSSSELL_LOCK_WAIT``); raises :class:`LockTimeout` when it stays taken."""
-    lock = CacheLock(LOCK_NAME, wait=settings.LOCK_WAIT if wait is None else wait)
-    if not lock.acquire():
-        raise LockTimeout("another rebuild is running")
-    try:
-        yield lock
-    finally:
-        lock.release()
 
 
 def rebuild(
@@ -120,7 +105,8 @@ def rebuild(
         Recorded in the build's ``parameters`` besides the strategy and thresholds.
     lock
         The rebuild lock, when the caller already holds it (:func:`rebuild_lock`) to run
-        several builds in a row; by default it is taken and released here.
+        several builds in a row; by default it is taken and released here. Either way its
+        heartbeat extends it until the build ends, the fit included.
 
     Returns
     -------
@@ -135,9 +121,10 @@ def rebuild(
                 trigger=trigger, strategy=strategy, progress=progress, task_id=task_id,
                 publish=publish, parameters=parameters, lock=held,
             )  # fmt: skip
-    model = resolve_strategy(strategy)
-    build = start_build(trigger, task_id, model, parameters)
-    return run_build(build, model, _Reporter(build, progress, lock), publish=publish)
+    with lock.keep_alive():  # already beating when taken by ``rebuild_lock``
+        model = resolve_strategy(strategy)
+        build = start_build(trigger, task_id, model, parameters)
+        return run_build(build, model, _Reporter(build, progress), publish=publish)
 
 
 def resolve_strategy(strategy: ItemRecommender | str | None) -> ItemRecommender:
@@ -354,15 +341,11 @@ def fail_build(build: Build, exc: BaseException) -> None:
 
 
 class _Reporter:
-    """Forwards progress to a callback and, at most twice a second, to the Build row; keeps the
-    rebuild lock alive meanwhile."""
+    """Forwards progress to a callback and, at most twice a second, to the Build row."""
 
-    def __init__(
-        self, build: Build, callback: ProgressFn | None, lock: CacheLock | None = None
-    ) -> None:
+    def __init__(self, build: Build, callback: ProgressFn | None) -> None:
         self.build = build
         self.callback = callback
-        self.lock = lock
         self.last = 0.0
 
     def __call__(self, stage: str, fraction: float, rows: int) -> None:
@@ -373,8 +356,6 @@ class _Reporter:
             self.last = now
             progress = {"stage": stage, "percent": round(100 * fraction, 1), "rows": rows}
             Build.objects.filter(pk=self.build.pk).update(progress=progress)
-            if self.lock is not None:
-                self.lock.refresh()
 
 
 def customer_counts(

@@ -36,14 +36,13 @@ from crosssell.services.build import (
     write_rows,
 )
 from crosssell.services.extract import Extracted, extract
-from crosssell.services.locks import CacheLock
+from crosssell.services.locks import REBUILD_LOCK, CacheLock, LockTimeout, rebuild_lock
 from crosssell.services.products import products
 
 logger = logging.getLogger(__name__)
-LOCK_NAME = "rebuild"
 
 
-class LockBusy(RuntimeError):
+class LockBusy(LockTimeout):
     """Another rebuild holds the lock; the task retries later instead of blocking a worker."""
 
 
@@ -58,10 +57,8 @@ def start_rebuild(trigger: str, task_id: str = "", strategy: str | None = None) 
     if n <= shard:
         try:
             return rebuild(trigger=trigger, task_id=task_id, strategy=strategy, wait=0).pk
-        except Exception as exc:
-            if "another rebuild is running" in str(exc):
-                raise LockBusy(str(exc)) from exc
-            raise
+        except LockTimeout as exc:
+            raise LockBusy(str(exc)) from exc
     return start_chord(trigger, task_id, strategy, shard)
 
 
@@ -71,9 +68,12 @@ def start_chord(trigger: str, task_id: str, strategy: str | None, shard: int) ->
 
     from crosssell import tasks
 
-    lock = CacheLock(LOCK_NAME)
-    if not lock.acquire():
-        raise LockBusy("another rebuild is running")
+    # The lock outlives this task (the chord's callback releases it): no heartbeat here; each
+    # shard runs one while it works, and a chord whose workers died lets it expire.
+    try:
+        lock = rebuild_lock(wait=0).take()
+    except LockTimeout as exc:
+        raise LockBusy(str(exc)) from exc
     model = resolve_strategy(strategy)
     build = start_build(trigger, task_id, model)
     try:
@@ -102,6 +102,14 @@ def start_chord(trigger: str, task_id: str, strategy: str | None, shard: int) ->
 def rank_shard(build_id: int, start: int, stop: int, strategy: str | None) -> int:
     """Rank products ``start..stop`` of the stored matrix and write them (idempotent)."""
     build = Build.objects.get(pk=build_id)
+    token = build.parameters.get("lock")
+    if token:
+        with CacheLock.resume(REBUILD_LOCK, token).keep_alive():  # the fit may outlast its TTL
+            return _rank_shard(build, start, stop, strategy)
+    return _rank_shard(build, start, stop, strategy)
+
+
+def _rank_shard(build: Build, start: int, stop: int, strategy: str | None) -> int:
     ex = load_extracted(build)
     ex.data.extra.setdefault("item_ids", ex.product_ids)
     # a strategy that reads it scores the pairs below the threshold as never bought together
@@ -140,7 +148,6 @@ def rank_shard(build_id: int, start: int, stop: int, strategy: str | None) -> in
             written += write_rows(
                 build, ex, also_rows, Recommendation.Kind.ALSO_BOUGHT, lambda *a: None
             )
-    _refresh_lock(build)
     return written
 
 
@@ -168,16 +175,10 @@ def failed(build_id: int) -> None:
     _release(build)
 
 
-def _refresh_lock(build: Build) -> None:
-    token = build.parameters.get("lock")
-    if token:
-        CacheLock.resume(LOCK_NAME, token).refresh()
-
-
 def _release(build: Build) -> None:
     token = build.parameters.get("lock")
     if token:
-        CacheLock.resume(LOCK_NAME, token).release()
+        CacheLock.resume(REBUILD_LOCK, token).release()
     default_storage.delete(_path(build))
     default_storage.delete(_path(build, "covered.npy"))
 
