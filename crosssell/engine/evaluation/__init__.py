@@ -1,4 +1,4 @@
-"""Offline evaluation of the engine's strategies: FBT-v1 and PERSONAL-MS (PROTOCOL.md).
+"""Offline evaluation of the engine's strategies: FBT-v1, PERSONAL-MS and CART-v1 (PROTOCOL.md).
 
 Reads the two-file interchange format directly; runs our strategies and the peers on the same
 split, so their numbers can be put side by side with PROTOCOL.md's.

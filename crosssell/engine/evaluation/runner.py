@@ -11,12 +11,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from crosssell.engine.base import ItemRecommender, UserRecommender
-from crosssell.engine.evaluation.data import Catalog, read_products, read_purchases
+from crosssell.engine.evaluation.data import (
+    Catalog,
+    PurchaseLog,
+    read_products,
+    read_purchases,
+)
 from crosssell.engine.evaluation.fbt import evaluate_fbt, fbt_split
 from crosssell.engine.evaluation.peers import PEERS, PeerUserPopularity, implicit_available
 from crosssell.engine.evaluation.personal import evaluate_personal, personal_split
 
-PROTOCOLS = ("fbt-v1", "personal-ms")
+PROTOCOLS = ("fbt-v1", "personal-ms", "cart-v1")
 METRICS = ("hr@10", "recall@10", "ndcg@10", "precision@10", "map")
 
 #: Our strategies compared by default under each protocol (the registry's names).
@@ -80,9 +85,10 @@ def run_protocol(
     products, purchases
         The two interchange files (``products`` may be ``None``: no content).
     protocol
-        ``"fbt-v1"`` or ``"personal-ms"``.
+        ``"fbt-v1"``, ``"personal-ms"`` or ``"cart-v1"``.
     strategies
-        Registry names or dotted paths (default: every strategy that fits the protocol).
+        Registry names or dotted paths (default: every strategy that fits the protocol); under
+        ``cart-v1``, names of :data:`~crosssell.engine.evaluation.cart.CART_STRATEGIES`.
     slices
         FBT-v1 slices: ``"all"`` and/or ``"cold"``.
     peers
@@ -133,6 +139,10 @@ def run_protocol(
             results.append(_row("peer-popularity", "all", True, False, res))
         return {"protocol": protocol, "dataset": dataset, "results": results, "notes": notes}
 
+    if protocol == "cart-v1":
+        results, notes = _run_cart(log, catalog, strategies, peers, progress)
+        return {"protocol": protocol, "dataset": dataset, "results": results, "notes": notes}
+
     names = list(strategies or FBT_STRATEGIES)
     for slice_ in slices:
         if slice_ not in ("all", "cold"):
@@ -165,12 +175,49 @@ def run_protocol(
     return {"protocol": protocol, "dataset": dataset, "results": results, "notes": notes}
 
 
+def _run_cart(
+    log: PurchaseLog,
+    catalog: Catalog | None,
+    strategies: Sequence[str] | None,
+    peers: bool,
+    progress: TextIO | None,
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """CART-v1: the cart strategies, then (with ``peers``) cart_eval.py's peers."""
+    from crosssell.engine.evaluation.cart import (
+        CART_STRATEGIES,
+        CartContext,
+        cart_split,
+        evaluate_cart,
+    )
+
+    split = cart_split(log, catalog)
+    _log(
+        f"cart-v1: {split.fbt.train.n_orders} training orders x {split.fbt.train.n_items} "
+        f"items, {len(split.carts)} carts",
+        progress,
+    )
+    ctx = CartContext(split)
+    ours = [n for n, (peer, _, _) in CART_STRATEGIES.items() if not peer]
+    names = list(strategies or ours)
+    if peers:
+        names += [n for n, (peer, _, _) in CART_STRATEGIES.items() if peer and n not in names]
+    results: list[dict[str, Any]] = []
+    for name in names:
+        _log(f"  cart-v1: {name}", progress)
+        res = evaluate_cart(ctx, name)
+        peer, default, _ = CART_STRATEGIES[name]
+        results.append(_row(name, "all", peer, default, res))
+    return results, []
+
+
 def markdown_table(report: dict[str, Any]) -> str:
     """One markdown table of a :func:`run_protocol` report (default strategy in bold)."""
     personal = report["protocol"] == "personal-ms"
     cols = (
         ["precision@10", "recall@10", "ndcg@10", "map"]
         if personal
+        else ["hr@10", "ndcg@10"]
+        if report["protocol"] == "cart-v1"
         else [
             "hr@10",
             "recall@10",

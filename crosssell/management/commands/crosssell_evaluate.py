@@ -1,4 +1,4 @@
-"""``manage.py crosssell_evaluate``: offline evaluation (FBT-v1 or PERSONAL-MS) of the engine."""
+"""``manage.py crosssell_evaluate``: offline evaluation (FBT-v1, PERSONAL-MS, CART-v1)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,13 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--products", help="products.csv.gz (content; optional)")
         parser.add_argument("--purchases", required=True, help="purchases.csv.gz")
-        parser.add_argument("--protocol", required=True, choices=["fbt-v1", "personal-ms"])
-        parser.add_argument("--strategies", help="Comma-separated registry names or dotted paths.")
+        parser.add_argument(
+            "--protocol", required=True, choices=["fbt-v1", "personal-ms", "cart-v1"]
+        )
+        parser.add_argument(
+            "--strategies",
+            help="Comma-separated registry names or dotted paths (cart-v1: its strategy names).",
+        )
         slices = parser.add_mutually_exclusive_group()
         slices.add_argument(
             "--cold", action="store_true", help="Only the cold slice (default: all, then cold)."
