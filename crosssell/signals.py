@@ -15,7 +15,6 @@ from typing import Any
 from django.db import transaction
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
-from django.dispatch import Signal
 
 from crosssell.models import Exclusion, Experiment, Variant, get_product_model
 from crosssell.services import cache as cs_cache
@@ -27,8 +26,9 @@ from crosssell.services import cache as cs_cache
 #: :class:`crosssell.services.customers.Customer`), ``customer_ref`` (the customer reference,
 #: the user's primary key; may be empty), ``email`` (as given; may be empty) and
 #: ``order_refs`` (the erased order numbers, guest orders found by the email included). The
-#: sender is the ``Customer`` class.
-customer_erased = Signal()
+#: sender is the ``Customer`` class. Defined in that service (a service imports nothing above
+#: the services); this is its public name.
+from crosssell.services.customers import customer_erased as customer_erased
 
 
 def bump_on_commit(sender: Any, **kwargs: Any) -> None:

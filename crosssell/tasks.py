@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
+from celery import chord, shared_task
 from django.db import DatabaseError, InterfaceError
 from kombu.utils.url import maybe_sanitize_url
 
@@ -29,7 +29,9 @@ def rebuild(self: Any, trigger: str = "schedule", strategy: str | None = None) -
     from crosssell.services.distributed import LockBusy, start_rebuild
 
     try:
-        build_id = start_rebuild(trigger, self.request.id or "", strategy)
+        build_id = start_rebuild(
+            trigger, self.request.id or "", strategy, launch=launch_rebuild_chord
+        )
     except LockBusy as exc:
         # Another rebuild runs: come back later rather than block a worker slot.
         raise self.retry(exc=exc, countdown=5, max_retries=720) from exc
@@ -100,6 +102,16 @@ def rebuild_failed(build_id: int) -> None:
     from crosssell.services.distributed import failed
 
     failed(build_id)
+
+
+def launch_rebuild_chord(
+    build_id: int, ranges: list[tuple[int, int]], strategy: str | None
+) -> None:
+    """Send build ``build_id``'s chord: one ``rebuild_shard`` per product range, then
+    ``finish_rebuild``, or ``rebuild_failed`` when a shard fails (``rebuild`` passes this to
+    the distributed service, which calls it once the build's row is committed)."""
+    header = [rebuild_shard.s(build_id, a, b, strategy) for a, b in ranges]
+    chord(header)(finish_rebuild.s(build_id).on_error(rebuild_failed.si(build_id)))
 
 
 @shared_task(

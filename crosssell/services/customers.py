@@ -36,6 +36,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.dispatch import Signal
 
 from crosssell.conf import settings
 from crosssell.models import (
@@ -53,6 +54,10 @@ from crosssell.services.evidence import recount_rows
 from crosssell.services.incremental import update_products
 
 logger = logging.getLogger(__name__)
+
+#: Public as ``crosssell.signals.customer_erased`` (documented there); defined here, below the
+#: receivers module, so this service imports nothing above the services.
+customer_erased = Signal()
 
 
 @dataclass(frozen=True)
@@ -241,8 +246,6 @@ def erase_customer(customer: Customer | str, *, wait: float | None = None) -> Er
 
 
 def _erase(who: Customer) -> Erased:
-    from crosssell.signals import customer_erased
-
     purchases = purchases_of(who)
     lines = list(purchases.values_list("order_ref", "product_id"))
     erased = Erased(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -42,32 +43,57 @@ from crosssell.services.products import products
 logger = logging.getLogger(__name__)
 
 
+#: Sends the chord of a build (its id, the product ranges ``(start, stop)``, the strategy): one
+#: shard task per range, then :func:`finish`, or :func:`failed` when a shard fails. The caller
+#: that owns the tasks passes it (``crosssell.tasks.launch_rebuild_chord``): a service never
+#: imports the tasks.
+ChordLauncher = Callable[[int, list[tuple[int, int]], str | None], None]
+
+
 class LockBusy(LockTimeout):
     """Another rebuild holds the lock; the task retries later instead of blocking a worker."""
 
 
-def start_rebuild(trigger: str, task_id: str = "", strategy: str | None = None) -> int:
+def start_rebuild(
+    trigger: str,
+    task_id: str = "",
+    strategy: str | None = None,
+    launch: ChordLauncher | None = None,
+) -> int:
     """Run a rebuild: in this worker for a small catalog, as a chord above the shard size.
 
-    Returns the build's id (for a chord, the build is still running when this returns).
-    Raises :class:`LockBusy` when another rebuild runs.
+    Parameters
+    ----------
+    trigger, task_id, strategy
+        As for :func:`crosssell.services.build.rebuild`.
+    launch
+        Sends the chord (see :data:`ChordLauncher`). Without one the rebuild runs in this
+        process whatever the catalog's size.
+
+    Returns
+    -------
+    int
+        The build's id (for a chord, the build is still running when this returns).
+
+    Raises
+    ------
+    LockBusy
+        When another rebuild runs.
     """
     n = products().count()
     shard = int(settings.SHARD_SIZE)
-    if n <= shard:
+    if n <= shard or launch is None:
         try:
             return rebuild(trigger=trigger, task_id=task_id, strategy=strategy, wait=0).pk
         except LockTimeout as exc:
             raise LockBusy(str(exc)) from exc
-    return start_chord(trigger, task_id, strategy, shard)
+    return start_chord(trigger, task_id, strategy, shard, launch)
 
 
-def start_chord(trigger: str, task_id: str, strategy: str | None, shard: int) -> int:
-    """Extract once, store the matrix, and launch one shard task per product range."""
-    from celery import chord
-
-    from crosssell import tasks
-
+def start_chord(
+    trigger: str, task_id: str, strategy: str | None, shard: int, launch: ChordLauncher
+) -> int:
+    """Extract once, store the matrix, and ``launch`` one shard task per product range."""
     # The lock outlives this task (the chord's callback releases it): no heartbeat here; each
     # shard runs one while it works, and a chord whose workers died lets it expire.
     try:
@@ -86,12 +112,7 @@ def start_chord(trigger: str, task_id: str, strategy: str | None, shard: int) ->
         build.parameters = {**build.parameters, "shards": len(ranges), "lock": lock.token}
         build.progress = {"stage": "rank", "percent": 0, "rows": ex.n_lines}
         build.save(update_fields=["parameters", "progress"])
-        header = [tasks.rebuild_shard.s(build.pk, a, b, strategy) for a, b in ranges]
-        transaction.on_commit(
-            lambda: chord(header)(
-                tasks.finish_rebuild.s(build.pk).on_error(tasks.rebuild_failed.si(build.pk))
-            )
-        )
+        transaction.on_commit(lambda: launch(build.pk, ranges, strategy))
     except BaseException as exc:
         fail_build(build, exc)
         lock.release()

@@ -19,6 +19,7 @@ from crosssell.models import Build, Recommendation
 from crosssell.services.build import rebuild
 from crosssell.services.distributed import LockBusy, start_rebuild
 from crosssell.services.locks import CacheLock, LockTimeout, rebuild_lock
+from crosssell.tasks import launch_rebuild_chord
 from crosssell.testing import buy, make_product
 
 REDIS = "django.core.cache.backends.redis.RedisCache"
@@ -129,7 +130,7 @@ def test_a_busy_rebuild_lock_becomes_lock_busy(settings: Any, shard_size: int) -
     for i in range(3):
         make_product(f"P{i}")
     with rebuild_lock(wait=0), pytest.raises(LockBusy) as caught:
-        start_rebuild("test")
+        start_rebuild("test", launch=launch_rebuild_chord)  # the launcher the task passes
     assert isinstance(caught.value, LockTimeout)
     assert not Build.objects.exists()
 
