@@ -4,6 +4,7 @@ so the same test works with the default product model and with a shop's own."""
 from __future__ import annotations
 
 import itertools
+import random
 from decimal import Decimal
 from typing import Any
 
@@ -49,4 +50,38 @@ def buy(order: str, customer: str, *products: Model) -> None:
     """One order of ``products`` by ``customer``: a purchase row each."""
     Purchase.objects.bulk_create(
         [Purchase(order_ref=order, customer_ref=customer, product_id=p.pk) for p in products]
+    )
+
+
+def paired_shop(
+    n_products: int = 30, n_orders: int = 600, n_customers: int = 150, seed: int = 7
+) -> list[Model]:
+    """Products in pairs (0-1, 2-3, ...) bought together by many customers, plus one product
+    of noise per order: a shop whose every product has a clear first companion."""
+    products = [make_product(f"P{i}", category=f"C{i % 3}") for i in range(n_products)]
+    rnd = random.Random(seed)
+    rows = []
+    for o in range(n_orders):
+        a = rnd.randrange(0, n_products, 2)
+        basket = {a, a + 1, rnd.randrange(n_products)}
+        rows += [
+            Purchase(
+                order_ref=f"o{o}", customer_ref=f"c{o % n_customers}", product_id=products[i].pk
+            )
+            for i in basket
+        ]
+    Purchase.objects.bulk_create(rows)
+    return products
+
+
+def live_list(product: Model, kind: str = "bought_together") -> list[int]:
+    """The product's list in the live build, in rank order."""
+    from crosssell.models import Build, Recommendation
+
+    return list(
+        Recommendation.objects.filter(
+            build__state=Build.State.LIVE, kind=kind, source_id=product.pk
+        )
+        .order_by("rank")
+        .values_list("target_id", flat=True)
     )

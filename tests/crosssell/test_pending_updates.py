@@ -5,7 +5,6 @@ process or chord."""
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -16,11 +15,11 @@ from django.conf import settings as django_settings
 from django.db import transaction
 
 from crosssell import tasks
-from crosssell.models import Build, PendingUpdate, Purchase, Recommendation
+from crosssell.models import Build, PendingUpdate, Recommendation
 from crosssell.services import incremental
 from crosssell.services.build import rebuild
 from crosssell.services.purchases import Line, record_order
-from crosssell.testing import make_product
+from crosssell.testing import live_list, make_product, paired_shop
 from tests.crosssell.strategies import COCOUNT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -29,27 +28,7 @@ Broker = Callable[[str], AbstractContextManager[None]]
 
 
 def make_shop(n_products: int = 20, n_orders: int = 300) -> list[Any]:
-    """Products in pairs (0-1, 2-3, ...) bought together by many customers, plus noise."""
-    products = [make_product(f"P{i}", category=f"C{i % 3}") for i in range(n_products)]
-    rnd = random.Random(5)
-    rows = []
-    for o in range(n_orders):
-        a = rnd.randrange(0, n_products, 2)
-        basket = {a, a + 1, rnd.randrange(n_products)}
-        rows += [
-            Purchase(order_ref=f"o{o}", customer_ref=f"c{o % 120}", product=products[i])
-            for i in basket
-        ]
-    Purchase.objects.bulk_create(rows)
-    return products
-
-
-def live_list(product: Any) -> list[int]:
-    return list(
-        Recommendation.objects.filter(build__state=Build.State.LIVE, kind=FBT, source=product)
-        .order_by("rank")
-        .values_list("target_id", flat=True)
-    )
+    return paired_shop(n_products, n_orders, n_customers=120, seed=5)
 
 
 def order(ref: str, customer: str, *products: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from typing import Any
@@ -11,10 +10,10 @@ import pytest
 from django.db import connection, transaction
 
 from crosssell import tasks
-from crosssell.models import Build, Purchase, Recommendation
+from crosssell.models import Build, Recommendation
 from crosssell.services.build import rebuild
 from crosssell.services.purchases import Line, record_order
-from crosssell.testing import make_product
+from crosssell.testing import live_list, paired_shop
 from tests.crosssell.strategies import COCOUNT, SLOW
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
@@ -22,27 +21,7 @@ FBT = Recommendation.Kind.BOUGHT_TOGETHER
 
 
 def make_shop(n_products: int = 30, n_orders: int = 600) -> list[Any]:
-    """Products in pairs (0-1, 2-3, ...) bought together by many customers, plus noise."""
-    products = [make_product(f"P{i}", category=f"C{i % 3}") for i in range(n_products)]
-    rnd = random.Random(7)
-    rows = []
-    for o in range(n_orders):
-        a = rnd.randrange(0, n_products, 2)
-        basket = {a, a + 1, rnd.randrange(n_products)}
-        rows += [
-            Purchase(order_ref=f"o{o}", customer_ref=f"c{o % 150}", product=products[i])
-            for i in basket
-        ]
-    Purchase.objects.bulk_create(rows)
-    return products
-
-
-def live_list(product: Any) -> list[int]:
-    return list(
-        Recommendation.objects.filter(build__state=Build.State.LIVE, kind=FBT, source=product)
-        .order_by("rank")
-        .values_list("target_id", flat=True)
-    )
+    return paired_shop(n_products, n_orders, n_customers=150, seed=7)
 
 
 def rows_of(build_id: int) -> list[tuple[str, int, int, int, str, float]]:
