@@ -27,7 +27,7 @@ from crosssell.admin.charts import bars, sparkline
 from crosssell.admin.common import log_change
 from crosssell.models import Build, Exclusion, Recommendation
 from crosssell.permissions import can_see_evidence
-from crosssell.services import curation
+from crosssell.services import build_history, dashboard
 from crosssell.services.build import publish
 from crosssell.services.ids import parse_id
 
@@ -194,7 +194,7 @@ class BuildAdmin(admin.ModelAdmin):
     # ----------------------------------------------------------------- actions
 
     def _publish(self, request: HttpRequest, build: Build) -> bool:
-        before = curation._live()
+        before = build_history._live()
         try:
             publish(build)
         except ValueError as exc:
@@ -264,7 +264,7 @@ class BuildAdmin(admin.ModelAdmin):
         pk = parse_id(object_id) if object_id else None
         build = Build.objects.filter(pk=pk).first() if pk is not None else None
         if build is not None:
-            extra["diff"] = curation.build_diff(build, limit=30)
+            extra["diff"] = build_history.build_diff(build, limit=30)
             extra["show_evidence"] = can_see_evidence(request.user)
             extra["progress"] = progress_of(build)
             extra["progress_url"] = reverse("admin:crosssell_build_progress", args=[build.pk])
@@ -292,10 +292,10 @@ class BuildAdmin(admin.ModelAdmin):
         """Catalog coverage, data readiness, the live build's age and the metrics' history."""
         if not self.has_view_permission(request):
             raise PermissionDenied
-        cov = curation.coverage()
-        ready = curation.readiness()
-        history = curation.metrics_history(12)
-        series = curation.metric_series(history)
+        cov = dashboard.coverage()
+        ready = dashboard.readiness()
+        history = build_history.metrics_history(12)
+        series = build_history.metric_series(history)
         live = ready.live_build
         strategies = []
         if live is not None:

@@ -33,8 +33,8 @@ from crosssell.admin.common import (
 from crosssell.conf import settings
 from crosssell.models import Recommendation
 from crosssell.permissions import can_see_evidence
-from crosssell.services import curation
-from crosssell.services.curation import FALLBACK_STRATEGIES
+from crosssell.services import curation, dashboard
+from crosssell.services.dashboard import FALLBACK_STRATEGIES
 
 Status = Recommendation.Status
 _request: ContextVar[HttpRequest | None] = ContextVar("crosssell_admin_request", default=None)
@@ -168,7 +168,7 @@ class CrosssellProductAdminMixin:
         )
         panels = []
         for kind in self.crosssell_kinds:
-            panel = curation.product_panel(obj, kind=kind)
+            panel = dashboard.product_panel(obj, kind=kind)
             shown_ids = {i.slot.product_id for i in panel.shown}
             decided = {r.target_id: r for r in panel.curated}
             shown = [

@@ -33,7 +33,7 @@ from crosssell.admin.common import (
 )
 from crosssell.conf import settings
 from crosssell.models import Build, Recommendation, get_product_model
-from crosssell.services import curation
+from crosssell.services import build_history, curation, curation_rules
 from crosssell.services.catalog import get_catalog
 from crosssell.services.ids import parse_id
 
@@ -326,7 +326,7 @@ class RecommendationAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
             raise PermissionDenied
         can_change = self.has_change_permission(request)
         form = PinRuleForm(request.POST or None)
-        preview: curation.RuleResult | None = None
+        preview: curation_rules.RuleResult | None = None
         examples: list[Recommendation] = []
         if request.method == "POST":
             if not can_change:
@@ -335,7 +335,7 @@ class RecommendationAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
                 data = form.cleaned_data
                 args = (data["min_lift"], data["min_customers"])
                 if "apply" in request.POST:
-                    result = curation.pin_by_rule(*args, kind=data["kind"])
+                    result = curation_rules.pin_by_rule(*args, kind=data["kind"])
                     pinned = Recommendation.objects.filter(
                         build__isnull=True, status=Status.PINNED, kind=data["kind"]
                     ).order_by("-updated_at", "-pk")[: result.pinned]
@@ -353,9 +353,9 @@ class RecommendationAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
                     return HttpResponseRedirect(
                         reverse("admin:crosssell_recommendation_changelist") + "?status=pinned"
                     )
-                preview = curation.pin_by_rule(*args, kind=data["kind"], dry_run=True)
+                preview = curation_rules.pin_by_rule(*args, kind=data["kind"], dry_run=True)
                 examples = list(
-                    curation.rule_candidates(*args, kind=data["kind"]).select_related(
+                    curation_rules.rule_candidates(*args, kind=data["kind"]).select_related(
                         "source", "target"
                     )[:20]
                 )
@@ -367,7 +367,7 @@ class RecommendationAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
             "preview": preview,
             "examples": examples,
             "can_change": can_change,
-            "live": curation._live(),
+            "live": build_history._live(),
         }
         return TemplateResponse(request, "admin/crosssell/recommendation/pin_rule.html", context)
 

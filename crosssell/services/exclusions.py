@@ -1,16 +1,18 @@
 """The merchant's exclusions (``Exclusion``): never this product or category with that one.
 
 Used by the rebuild (excluded pairs are never written) and by serving (so a new exclusion takes
-effect at once, before the next build).
+effect at once, before the next build); :func:`excluded_pairs` and its kin answer for products.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from crosssell.models import Exclusion
 from crosssell.services import cache as cs_cache
+from crosssell.services.catalog import get_catalog
+from crosssell.services.products import products
 
 
 @dataclass(frozen=True)
@@ -82,3 +84,51 @@ def mask(
         rules.excluded(a, ac, b, bc)
         for a, ac, b, bc in zip(src, src_cat, dst, dst_cat, strict=True)
     ]
+
+
+def _categories(ids: Iterable[int]) -> dict[int, str]:
+    column = get_catalog().column("category")
+    ids = {int(i) for i in ids}
+    if not column or not ids:
+        return {}
+    rows = products().filter(pk__in=ids).values_list("pk", column)
+    return {int(pk): str(cat) if cat is not None else "" for pk, cat in rows}
+
+
+def excluded_pairs(source_ids: Iterable[int], target_ids: Iterable[int]) -> set[tuple[int, int]]:
+    """The (source, target) pairs among ``source_ids`` x ``target_ids`` that an exclusion
+    forbids (product or category on either side; symmetric ones both ways).
+
+    Parameters
+    ----------
+    source_ids, target_ids
+        Product primary keys (a product page's product or a cart's lines, and the candidates).
+
+    Returns
+    -------
+    set of (int, int)
+        Forbidden pairs. Costs one query for the products' categories (none when there are
+        no exclusions); the rules themselves are cached per cache generation.
+    """
+    sources = sorted({int(s) for s in source_ids})
+    targets = sorted({int(t) for t in target_ids})
+    rules = load_rules()
+    if not rules or not sources or not targets:
+        return set()
+    cats = _categories([*sources, *targets])
+    return {
+        (s, t)
+        for s in sources
+        for t in targets
+        if s != t and rules.excluded(s, cats.get(s, ""), t, cats.get(t, ""))
+    }
+
+
+def excluded_targets(source_ids: Iterable[int], target_ids: Iterable[int]) -> set[int]:
+    """The targets excluded with at least one of the sources (for a cart's list)."""
+    return {t for _, t in excluded_pairs(source_ids, target_ids)}
+
+
+def is_excluded(source_id: int, target_id: int) -> bool:
+    """Whether an exclusion forbids recommending ``target_id`` with ``source_id``."""
+    return bool(excluded_pairs([source_id], [target_id]))

@@ -27,7 +27,7 @@ from crosssell.models import (
     get_product_model,
     product_field,
 )
-from crosssell.services import curation
+from crosssell.services import build_history, curation, curation_rules, dashboard, exclusions
 from crosssell.services.build import rebuild
 from crosssell.services.serving import recommend
 from crosssell.testing import make_product
@@ -226,7 +226,7 @@ def test_bulk_pin_reject_reset_with_history(shop: dict[str, Any], boss: Client) 
 def test_pin_rule_page_previews_then_pins(shop: dict[str, Any], boss: Client) -> None:
     url = reverse("admin:crosssell_recommendation_pin_rule")
     assert boss.get(url).status_code == 200
-    expected = curation.pin_by_rule(1.0, 3, dry_run=True)
+    expected = curation_rules.pin_by_rule(1.0, 3, dry_run=True)
     assert expected.pinned > 0
     preview = boss.post(url, {"min_lift": 1.0, "min_customers": 3, "kind": FBT, "preview": 1})
     assert f"<b>{expected.matched}</b> pair" in preview.content.decode()
@@ -414,14 +414,14 @@ def test_exclusion_admin(shop: dict[str, Any], boss: Client) -> None:
          "target_category": "Coffee", "symmetric": "on", "note": "no coffee with cameras"},
     )  # fmt: skip
     assert response.status_code == 302
-    assert curation.is_excluded(shop["mug"].pk, shop["camera"].pk)
+    assert exclusions.is_excluded(shop["mug"].pk, shop["camera"].pk)
     html = boss.get(reverse("admin:crosssell_exclusion_changelist")).content.decode()
     assert "Coffee (category)" in html and "camera" in html
     bad = boss.post(url, {"source_category": "Photo", "symmetric": "on"})
     assert bad.status_code == 200 and Exclusion.objects.count() == 1  # both sides needed
     exclusion = Exclusion.objects.get()
     boss.post(reverse("admin:crosssell_exclusion_delete", args=[exclusion.pk]), {"post": "yes"})
-    assert not curation.is_excluded(shop["mug"].pk, shop["camera"].pk)  # cache bumped
+    assert not exclusions.is_excluded(shop["mug"].pk, shop["camera"].pk)  # cache bumped
 
 
 # --------------------------------------------------------------------------- builds
@@ -438,7 +438,7 @@ def test_builds_list_and_diff(shop: dict[str, Any], boss: Client) -> None:
     assert f"#{second.pk}" in html and "hit_rate@4" in html and "0.31" in html
     assert f"{second.counts['lines']:,}" in html
     page = boss.get(reverse("admin:crosssell_build_change", args=[second.pk])).content.decode()
-    diff = curation.build_diff(second)
+    diff = build_history.build_diff(second)
     assert f"build #{first.pk}" in page
     assert 'name="_save"' not in page  # a build is read only
     assert f"<b>{diff.added_count}</b><span>pairs added" in page
@@ -518,10 +518,10 @@ def test_overview_page(shop: dict[str, Any], boss: Client) -> None:
     url = reverse("admin:crosssell_overview")
     assert url in app
     html = boss.get(url).content.decode()
-    cov = curation.coverage()
+    cov = dashboard.coverage()
     assert f"{cov.some_real_share:.0%}" in html and f"{cov.only_fallback_share:.0%}" in html
     assert "<svg" in html and "ndcg@4" in html and "polyline" in html
-    ready = curation.readiness()
+    ready = dashboard.readiness()
     assert f"<dd>{ready.orders:,}" in html and f"<dd>{ready.lines:,}" in html
     assert not re.search(r'(src|href)="(https?:)?//', html)  # nothing from a CDN: offline
 

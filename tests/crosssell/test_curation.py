@@ -10,8 +10,8 @@ from django.test import override_settings
 
 from crosssell.engine.cooccurrence import CoCount
 from crosssell.models import Build, Exclusion, Recommendation
+from crosssell.services import build_history, curation, curation_rules, dashboard, exclusions
 from crosssell.services import cache as cs_cache
-from crosssell.services import curation
 from crosssell.services.build import publish, rebuild
 from crosssell.services.serving import ranked_slots, recommend
 from crosssell.testing import buy, make_product
@@ -187,11 +187,11 @@ def test_pin_by_rule(shop: dict[str, Any]) -> None:
     assert len(expected) < rows.count()  # ...and below them
     curation.reject(shop["beans"].pk, shop["mug"].pk)
     assert (shop["beans"].pk, shop["mug"].pk) in expected
-    dry = curation.pin_by_rule(2.0, 3, dry_run=True)
+    dry = curation_rules.pin_by_rule(2.0, 3, dry_run=True)
     assert dry.matched == len(expected) and dry.skipped_rejected == 1
     assert dry.pinned == len(expected) - 1
     assert not Recommendation.objects.filter(status=Status.PINNED).exists()
-    result = curation.pin_by_rule(2.0, 3)
+    result = curation_rules.pin_by_rule(2.0, 3)
     assert result == dry
     pinned = set(
         Recommendation.objects.filter(build__isnull=True, status=Status.PINNED).values_list(
@@ -211,10 +211,10 @@ def test_pin_by_rule(shop: dict[str, Any]) -> None:
             .values_list("rank", flat=True)
         )
         assert ranks == list(range(len(ranks)))
-    again = curation.pin_by_rule(2.0, 3)
+    again = curation_rules.pin_by_rule(2.0, 3)
     assert again.pinned == 0 and again.already_pinned == len(pinned)
     with pytest.raises(curation.CurationError):
-        curation.pin_by_rule(-1, 3)
+        curation_rules.pin_by_rule(-1, 3)
 
 
 @override_settings(CROSSSELL_LIST_LENGTH=2)  # short lists, so new orders change them
@@ -231,7 +231,7 @@ def test_build_diff_counts_added_dropped_and_moved(shop: dict[str, Any]) -> None
         }
 
     old, new = pairs(first), pairs(second)
-    diff = curation.build_diff(second, limit=1000)
+    diff = build_history.build_diff(second, limit=1000)
     assert diff.previous is not None and diff.previous.pk == first.pk
     assert diff.added_count == len(new.keys() - old.keys()) > 0
     assert diff.dropped_count == len(old.keys() - new.keys()) > 0
@@ -244,19 +244,19 @@ def test_build_diff_counts_added_dropped_and_moved(shop: dict[str, Any]) -> None
     assert (FBT, shop["beans"].pk, shop["card"].pk) in {
         (r.kind, r.source_id, r.target_id) for r in diff.added
     } | moved
-    assert curation.build_diff(first).previous is None
-    assert not curation.build_diff(second, second).changed
+    assert build_history.build_diff(first).previous is None
+    assert not build_history.build_diff(second, second).changed
 
 
 def test_coverage_and_readiness(shop: dict[str, Any]) -> None:
-    empty = curation.coverage()
+    empty = dashboard.coverage()
     assert empty.sellable == 9 and empty.some_real == 0 and empty.only_fallback == 9
     build = rebuild(strategy=CoCount())
-    cov = curation.coverage(limit=2)
+    cov = dashboard.coverage(limit=2)
     # Independently: sellable sources with >= 1 / >= 2 live cocount rows.
     real: dict[int, int] = {}
     for r in Recommendation.objects.filter(build=build, kind=FBT).exclude(
-        strategy__in=curation.FALLBACK_STRATEGIES
+        strategy__in=dashboard.FALLBACK_STRATEGIES
     ):
         real[r.source_id] = real.get(r.source_id, 0) + 1
     assert cov.some_real == len(real) > 0
@@ -264,8 +264,8 @@ def test_coverage_and_readiness(shop: dict[str, Any]) -> None:
     assert cov.only_fallback == 9 - len(real)
     # A pin by hand gives an unsold product a real recommendation.
     curation.pin(shop["poster"].pk, shop["mug"].pk)
-    assert curation.coverage(limit=2).some_real == cov.some_real + 1
-    ready = curation.readiness()
+    assert dashboard.coverage(limit=2).some_real == cov.some_real + 1
+    ready = dashboard.readiness()
     assert (ready.orders, ready.lines, ready.customers) == (
         15,
         33,
@@ -281,22 +281,22 @@ def test_metric_series_keeps_numbers_only(shop: dict[str, Any]) -> None:
     b = rebuild(strategy=CoCount())
     Build.objects.filter(pk=a.pk).update(metrics={"hit_rate": 0.25, "note": "x", "ok": True})
     Build.objects.filter(pk=b.pk).update(metrics={"hit_rate": 0.5, "fit_seconds": 2})
-    series = curation.metric_series(curation.metrics_history())
+    series = build_history.metric_series(build_history.metrics_history())
     assert series == {"fit_seconds": [(b.pk, 2.0)], "hit_rate": [(a.pk, 0.25), (b.pk, 0.5)]}
 
 
 def test_exclusions(shop: dict[str, Any]) -> None:
     camera, card, mug, beans = (shop[n].pk for n in ("camera", "card", "mug", "beans"))
-    assert not curation.is_excluded(camera, card)
+    assert not exclusions.is_excluded(camera, card)
     Exclusion.objects.create(source_product=shop["camera"], target_product=shop["card"])
     curation.bump()
-    assert curation.is_excluded(camera, card) and curation.is_excluded(card, camera)
+    assert exclusions.is_excluded(camera, card) and exclusions.is_excluded(card, camera)
     Exclusion.objects.create(source_category="Coffee", target_category="Photo", symmetric=False)
     curation.bump()
-    assert curation.is_excluded(mug, camera) and not curation.is_excluded(camera, mug)
-    pairs = curation.excluded_pairs([beans, camera], [card, mug, shop["poster"].pk])
+    assert exclusions.is_excluded(mug, camera) and not exclusions.is_excluded(camera, mug)
+    pairs = exclusions.excluded_pairs([beans, camera], [card, mug, shop["poster"].pk])
     assert pairs == {(beans, card), (camera, card)}
-    assert curation.excluded_targets([beans], [card, mug]) == {card}
+    assert exclusions.excluded_targets([beans], [card, mug]) == {card}
 
 
 def test_bump_always_starts_a_new_generation(shop: dict[str, Any]) -> None:

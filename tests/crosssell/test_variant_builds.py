@@ -318,10 +318,10 @@ def test_the_nightly_rebuild_task_brings_the_variants_builds_along(shop: dict[st
 
 
 def test_a_variant_build_is_no_step_of_the_live_history(shop: dict[str, Any]) -> None:
-    from crosssell.services import curation
+    from crosssell.services import build_history
 
     live = rebuild(strategy=CoCount())
     variant_build = Build.objects.create(state=Build.State.READY, trigger="variant")
     later = Build.objects.create(state=Build.State.READY, trigger="manual")
-    assert curation.previous_build(later) == live
-    assert variant_build not in curation.metrics_history()
+    assert build_history.previous_build(later) == live
+    assert variant_build not in build_history.metrics_history()
