@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import random
+import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -85,3 +87,41 @@ def live_list(product: Model, kind: str = "bought_together") -> list[int]:
         .order_by("rank")
         .values_list("target_id", flat=True)
     )
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.1) -> float:
+    """Seconds until ``predicate()`` is true; ``AssertionError`` after ``timeout`` seconds."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(interval)
+    raise AssertionError(f"not true within {timeout}s")
+
+
+def camera_shop() -> dict[str, Model]:
+    """Cameras go with cards (5 customers) and bags (3); beans with mugs (4); a lens, a
+    filter and a poster never sold."""
+    p = {
+        n: make_product(n, category=c, key=f"SKU-{n.upper()}")
+        for n, c in [
+            ("camera", "Photo"),
+            ("card", "Photo"),
+            ("bag", "Photo"),
+            ("tripod", "Photo"),
+            ("beans", "Coffee"),
+            ("mug", "Coffee"),
+            ("lens", "Photo"),
+            ("filter", "Photo"),
+            ("poster", "Decor"),
+        ]
+    }
+    for i in range(5):
+        buy(f"a{i}", f"c{i}", p["camera"], p["card"])
+    for i in range(3):
+        buy(f"b{i}", f"d{i}", p["camera"], p["bag"])
+    for i in range(3):
+        buy(f"t{i}", f"e{i}", p["camera"], p["tripod"], p["card"])
+    for i in range(4):
+        buy(f"k{i}", f"f{i}", p["beans"], p["mug"])
+    return p

@@ -30,8 +30,7 @@ from crosssell.models import (
 from crosssell.services import build_history, curation, curation_rules, dashboard, exclusions
 from crosssell.services.build import rebuild
 from crosssell.services.serving import recommend
-from crosssell.testing import make_product
-from tests.crosssell.test_curation import make_shop
+from crosssell.testing import camera_shop, make_product
 
 # Transactional: decisions bump the cache generation when their transaction commits.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -47,7 +46,7 @@ needs_product_admin = pytest.mark.skipif(
 
 @pytest.fixture
 def shop() -> dict[str, Any]:
-    p = make_shop()
+    p = camera_shop()
     rebuild(strategy=CoCount())
     return p
 

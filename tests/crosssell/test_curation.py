@@ -14,7 +14,7 @@ from crosssell.services import build_history, curation, curation_rules, dashboar
 from crosssell.services import cache as cs_cache
 from crosssell.services.build import publish, rebuild
 from crosssell.services.serving import ranked_slots, recommend
-from crosssell.testing import buy, make_product
+from crosssell.testing import buy, camera_shop
 
 # Transactional: decisions bump the cache generation when their transaction commits.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,37 +22,9 @@ FBT = Recommendation.Kind.BOUGHT_TOGETHER
 Status = Recommendation.Status
 
 
-def make_shop() -> dict[str, Any]:
-    """Cameras go with cards (5 customers) and bags (3); beans with mugs (4); a lens, a
-    filter and a poster never sold."""
-    p = {
-        n: make_product(n, category=c, key=f"SKU-{n.upper()}")
-        for n, c in [
-            ("camera", "Photo"),
-            ("card", "Photo"),
-            ("bag", "Photo"),
-            ("tripod", "Photo"),
-            ("beans", "Coffee"),
-            ("mug", "Coffee"),
-            ("lens", "Photo"),
-            ("filter", "Photo"),
-            ("poster", "Decor"),
-        ]
-    }
-    for i in range(5):
-        buy(f"a{i}", f"c{i}", p["camera"], p["card"])
-    for i in range(3):
-        buy(f"b{i}", f"d{i}", p["camera"], p["bag"])
-    for i in range(3):
-        buy(f"t{i}", f"e{i}", p["camera"], p["tripod"], p["card"])
-    for i in range(4):
-        buy(f"k{i}", f"f{i}", p["beans"], p["mug"])
-    return p
-
-
 @pytest.fixture
 def shop() -> dict[str, Any]:
-    return make_shop()
+    return camera_shop()
 
 
 def live_row(source: Any, target: Any) -> Recommendation:

@@ -41,9 +41,10 @@ from shop.celery import app
 if not apps.is_installed("shop"):  # the checkouts go through the sample shop
     pytest.skip("needs the sample shop (shop.settings)", allow_module_level=True)
 
+from crosssell.testing import live_list, wait_for
+from crosssell.testing import paired_shop as make_shop
 from shop.models import Order, OrderLine
 from tests.crosssell.strategies import COCOUNT
-from tests.crosssell.test_tasks import live_list, make_shop, wait_for
 from tests.widgets import widgets
 
 FBT = Recommendation.Kind.BOUGHT_TOGETHER

@@ -5,7 +5,6 @@ process or chord."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -19,7 +18,7 @@ from crosssell.models import Build, PendingUpdate, Recommendation
 from crosssell.services import incremental
 from crosssell.services.build import rebuild
 from crosssell.services.purchases import Line, record_order
-from crosssell.testing import live_list, make_product, paired_shop
+from crosssell.testing import live_list, make_product, paired_shop, wait_for
 from tests.crosssell.strategies import COCOUNT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -45,15 +44,6 @@ def orders_while_the_broker_is_down(broker: Broker, port: int, x: Any, y: Any) -
             order(f"down-{x.pk}-{i}", f"down-customer-{i}", x, y)
     assert set(PendingUpdate.objects.values_list("product_id", flat=True)) == {x.pk, y.pk}
     assert y.pk not in live_list(x)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"not true within {timeout}s")
 
 
 @pytest.mark.celery_worker

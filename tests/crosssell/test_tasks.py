@@ -13,7 +13,7 @@ from crosssell import tasks
 from crosssell.models import Build, Recommendation
 from crosssell.services.build import rebuild
 from crosssell.services.purchases import Line, record_order
-from crosssell.testing import live_list, paired_shop
+from crosssell.testing import live_list, paired_shop, wait_for
 from tests.crosssell.strategies import COCOUNT, SLOW
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
@@ -30,15 +30,6 @@ def rows_of(build_id: int) -> list[tuple[str, int, int, int, str, float]]:
         .order_by("kind", "source_id", "rank")
         .values_list("kind", "source_id", "target_id", "rank", "strategy", "score")
     )
-
-
-def wait_for(predicate: Any, timeout: float, interval: float = 0.1) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(interval)
-    raise AssertionError(f"not true within {timeout}s")
 
 
 def test_rebuild_task_publishes_a_build(celery_workers: Any) -> None:
