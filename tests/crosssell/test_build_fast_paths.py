@@ -141,7 +141,6 @@ def exclude_some(src: npt.NDArray[np.int64], dst: npt.NDArray[np.int64]) -> npt.
     return np.asarray((src + 2 * dst) % 5 == 0)
 
 
-@settings(max_examples=150, deadline=None)
 def assert_same_rows(got: Rows, want: Rows) -> None:
     assert got.src.tolist() == want.src.tolist()
     assert got.dst.tolist() == want.dst.tolist()
@@ -154,6 +153,7 @@ def assert_same_rows(got: Rows, want: Rows) -> None:
         assert np.array_equal(got.evidence[name], want.evidence[name])
 
 
+@settings(max_examples=150, deadline=None)
 @given(cases())
 def test_compute_rows_equals_the_per_item_loop(case: Any) -> None:
     data, model, k, min_customers, items, with_exclusions = case
