@@ -142,6 +142,9 @@ class Build(models.Model):
         LIVE = "live", "live"
         FAILED = "failed", "failed"
 
+    #: The trigger of a build that an experiment variant is served from (services.variants).
+    VARIANT_TRIGGER = "variant"
+
     state = models.CharField(max_length=16, choices=State.choices, default=State.RUNNING)
     trigger = models.CharField(max_length=32, default="manual")
     task_id = models.CharField(max_length=64, blank=True)
@@ -165,6 +168,11 @@ class Build(models.Model):
 
     def __str__(self) -> str:
         return f"Build #{self.pk} ({self.state})"
+
+    @classmethod
+    def live(cls) -> Build | None:
+        """The live build (at most one is), or ``None`` before the first publish."""
+        return cls.objects.filter(state=cls.State.LIVE).first()
 
     @property
     def duration(self) -> timedelta | None:

@@ -194,7 +194,7 @@ class BuildAdmin(admin.ModelAdmin):
     # ----------------------------------------------------------------- actions
 
     def _publish(self, request: HttpRequest, build: Build) -> bool:
-        before = build_history._live()
+        before = Build.live()
         try:
             publish(build)
         except ValueError as exc:

@@ -33,7 +33,7 @@ from crosssell.admin.common import (
 )
 from crosssell.conf import settings
 from crosssell.models import Build, Recommendation, get_product_model
-from crosssell.services import build_history, curation, curation_rules
+from crosssell.services import curation, curation_rules
 from crosssell.services.catalog import get_catalog
 from crosssell.services.ids import parse_id
 
@@ -367,7 +367,7 @@ class RecommendationAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
             "preview": preview,
             "examples": examples,
             "can_change": can_change,
-            "live": build_history._live(),
+            "live": Build.live(),
         }
         return TemplateResponse(request, "admin/crosssell/recommendation/pin_rule.html", context)
 

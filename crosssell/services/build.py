@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 ProgressFn = Callable[[str, float, int], None]
 WRITE_BATCH = 5_000
 #: ``Build.trigger`` of a variant's build (never made live by the pipeline itself).
-VARIANT_TRIGGER = "variant"
+VARIANT_TRIGGER = Build.VARIANT_TRIGGER
 
 
 @dataclass
@@ -872,8 +872,3 @@ def _superseded_variant_builds(candidates: list[int]) -> list[int]:
     ids = [v for v in owner.values() if isinstance(v, int)]
     alive = set(Variant.objects.filter(pk__in=ids).values_list("pk", flat=True))
     return [pk for pk, v in owner.items() if v not in alive or newest.get(v) != pk]
-
-
-def live_build() -> Build | None:
-    """The live build, if any."""
-    return Build.objects.filter(state=Build.State.LIVE).first()

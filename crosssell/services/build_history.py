@@ -9,13 +9,8 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, Subquery
 
 from crosssell.models import Build, Recommendation
 
-
-def _live() -> Build | None:
-    return Build.objects.filter(state=Build.State.LIVE).first()
-
-
 #: A variant's own build (an experiment's strategy) is no step of the live history.
-VARIANT_ONLY = Q(trigger="variant", published_at__isnull=True)
+VARIANT_ONLY = Q(trigger=Build.VARIANT_TRIGGER, published_at__isnull=True)
 
 
 def previous_build(build: Build) -> Build | None:

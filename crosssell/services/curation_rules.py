@@ -8,7 +8,6 @@ from django.db import transaction
 from django.db.models import Exists, Max, OuterRef, QuerySet
 
 from crosssell.models import Build, Recommendation
-from crosssell.services.build_history import _live
 from crosssell.services.curation import CurationError, bump_on_commit
 
 Kind = Recommendation.Kind
@@ -32,7 +31,7 @@ def rule_candidates(
 ) -> QuerySet[Recommendation]:
     """The rows of ``build`` (default: the live one) with lift >= ``min_lift`` bought together
     by >= ``min_customers`` distinct customers, in serving order."""
-    build = build or _live()
+    build = build or Build.live()
     if build is None:
         return Recommendation.objects.none()
     return Recommendation.objects.filter(
@@ -74,7 +73,7 @@ def pin_by_rule(
     """
     if min_lift < 0 or min_customers < 0:
         raise CurationError("The thresholds must not be negative.")
-    build = build or _live()
+    build = build or Build.live()
     candidates = list(
         rule_candidates(min_lift, min_customers, kind=kind, build=build).values_list(
             "source_id", "target_id", "score", "strategy", "evidence"

@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from crosssell.conf import settings
 from crosssell.models import Build, Purchase, Recommendation
-from crosssell.services.build_history import _live
 from crosssell.services.curation import _curated
 from crosssell.services.exclusions import excluded_targets
 from crosssell.services.identity import identity_expression
@@ -139,7 +138,7 @@ def readiness() -> Readiness:
         products_with_sales=agg["products_with_sales"],
         first_purchase=agg["first"],
         last_purchase=agg["last"],
-        live_build=_live(),
+        live_build=Build.live(),
     )
 
 

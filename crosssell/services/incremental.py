@@ -238,7 +238,7 @@ def update_products(product_ids: Sequence[int]) -> int:
     read, and a product whose list already shows those pairs with today's counts is left as it
     is: an order of a pair still below the threshold changes no list.
     """
-    live = Build.objects.filter(state=Build.State.LIVE).first()
+    live = Build.live()
     if live is None or not product_ids:
         return 0
     k = settings.LIST_LENGTH
