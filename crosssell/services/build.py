@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 from django.db import connections, router, transaction
-from django.db.models import Exists, Field, OuterRef, Q
+from django.db.models import Exists, Field, OuterRef
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -35,6 +35,7 @@ from crosssell.engine.similarity import (
 from crosssell.models import Build, Recommendation, Variant
 from crosssell.services import cache as cs_cache
 from crosssell.services import exclusions, incremental
+from crosssell.services.build_history import VARIANT_ONLY
 from crosssell.services.extract import Extracted, extract
 from crosssell.services.locks import CacheLock, rebuild_lock
 
@@ -42,7 +43,6 @@ logger = logging.getLogger(__name__)
 ProgressFn = Callable[[str, float, int], None]
 WRITE_BATCH = 5_000
 #: ``Build.trigger`` of a variant's build (never made live by the pipeline itself).
-VARIANT_TRIGGER = Build.VARIANT_TRIGGER
 
 
 @dataclass
@@ -843,11 +843,9 @@ def prune_builds() -> int:
     keep = settings.KEEP_BUILDS
     served = Exists(Variant.objects.filter(build=OuterRef("pk")))
     done = Build.objects.filter(state__in=[Build.State.READY, Build.State.FAILED]).filter(~served)
-    trial = Q(trigger=VARIANT_TRIGGER, published_at__isnull=True)
-    old = list(
-        done.exclude(trial).order_by("-created_at", "-id").values_list("pk", flat=True)[keep:]
-    )
-    old += _superseded_variant_builds(list(done.filter(trial).values_list("pk", flat=True)))
+    history = done.exclude(VARIANT_ONLY).order_by("-created_at", "-id")
+    old = list(history.values_list("pk", flat=True)[keep:])
+    old += _superseded_variant_builds(list(done.filter(VARIANT_ONLY).values_list("pk", flat=True)))
     if old:
         Build.objects.filter(pk__in=old).delete()
     return len(old)
@@ -860,7 +858,7 @@ def _superseded_variant_builds(candidates: list[int]) -> list[int]:
         return []
     newest: dict[Any, int] = {}
     for pk, params in (
-        Build.objects.filter(trigger=VARIANT_TRIGGER)
+        Build.objects.filter(trigger=Build.VARIANT_TRIGGER)
         .order_by("created_at", "id")
         .values_list("pk", "parameters")
     ):

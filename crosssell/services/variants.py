@@ -21,7 +21,6 @@ from django.db.models import QuerySet
 from crosssell.models import Build, Variant
 from crosssell.services import cache as cs_cache
 from crosssell.services.build import (
-    VARIANT_TRIGGER,
     ProgressFn,
     prune_builds,
     rebuild,
@@ -100,7 +99,7 @@ def build_variant(
     # Builds superseded in earlier runs go now, before this one supersedes another.
     prune_builds()
     build = rebuild(
-        trigger=VARIANT_TRIGGER,
+        trigger=Build.VARIANT_TRIGGER,
         strategy=strategy,
         progress=progress,
         task_id=task_id,

@@ -15,7 +15,7 @@ from crosssell.engine.cooccurrence import CoCount
 from crosssell.models import Build, Experiment, Purchase, Recommendation, Variant
 from crosssell.services import cache as cs_cache
 from crosssell.services import curation
-from crosssell.services.build import VARIANT_TRIGGER, publish, rebuild
+from crosssell.services.build import publish, rebuild
 from crosssell.services.serving import ranked_slots, recommend
 from crosssell.services.variants import build_active_variants, build_variant
 from crosssell.testing import make_product
@@ -99,7 +99,7 @@ def test_a_variant_gets_a_ready_build_of_its_strategy_and_the_live_one_stays(
     assert cs_cache.version() != before  # cached experiments see the variant's new build
 
     assert build.state == READY and build.published_at is None
-    assert build.trigger == VARIANT_TRIGGER
+    assert build.trigger == Build.VARIANT_TRIGGER
     assert build.parameters["strategy"] == "popularity"
     assert build.parameters["variant"] == variant.pk
     assert build.counts["recommendations"] > 0
@@ -250,7 +250,7 @@ def test_a_failed_variant_build_keeps_the_previous_one(shop: dict[str, Any]) -> 
         build_variant(variant)
     variant.refresh_from_db()
     assert variant.build_id == good.pk
-    failed = Build.objects.get(trigger=VARIANT_TRIGGER, state=Build.State.FAILED)
+    failed = Build.objects.get(trigger=Build.VARIANT_TRIGGER, state=Build.State.FAILED)
     assert "the variant's engine broke" in failed.error
     assert Build.objects.get(state=LIVE).pk == live.pk
 
