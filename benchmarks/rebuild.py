@@ -15,8 +15,11 @@ recommendation rows moved in again by ``COPY ... FROM STDIN`` (then deleted, unt
 
 Printed (``--json``: one object): wall_seconds (the ``rebuild()`` call), peak_rss_mb,
 floor_seconds, ratio (wall / floor), products, orders, lines, recommendations, strategy, and
-the seconds of each stage the build reported. The database is dropped at the end unless
-``--keep``; ``--reuse`` skips generation when a kept database of the same size exists.
+the seconds of each stage the build reported (exclusive: ``tuning`` is the per-shop tuning
+and the offline metrics, without the strategy fits timed as ``fit``), and what the tuning
+chose (``CROSSSELL_TUNE``: the values, the defaults, their validation NDCG@10). The database is
+dropped at the end unless ``--keep``; ``--reuse`` skips generation when a kept database of the
+same size exists.
 """
 
 from __future__ import annotations
@@ -177,7 +180,7 @@ def run_child(bench_url: str, strategy: str, quiet: bool) -> dict[str, Any]:
 def child_main(strategy: str, quiet: bool) -> int:
     """The subprocess: set Django up, time one ``rebuild()``, print JSON.
 
-    The stages are timed by wrapping the functions ``run_build`` calls (and the strategy's
+    The stages are timed by wrapping the functions the rebuild calls (and the strategy's
     ``fit`` and ``similar_items``); nothing else is changed.
     """
     sys.path.insert(0, str(ROOT))
@@ -187,31 +190,49 @@ def child_main(strategy: str, quiet: bool) -> int:
     from django.db import connection
     from tqdm import tqdm
 
+    from crosssell.engine import ranking
     from crosssell.services import build as build_module
+    from crosssell.services import ranking_step
 
     spent: dict[str, float] = {}
+    # Exclusive times: a stage called inside another (similar_items and evidence inside the
+    # ranking, the strategy's fit inside the tuning) pauses the outer one's clock.
+    running: list[list[Any]] = []  # [stage, started]
 
     def timed(name: str, fn: Any) -> Any:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            started = time.perf_counter()
+            now = time.perf_counter()
+            if running:
+                outer = running[-1]
+                spent[outer[0]] = spent.get(outer[0], 0.0) + now - outer[1]
+            running.append([name, now])
             try:
                 return fn(*args, **kwargs)
             finally:
-                spent[name] = spent.get(name, 0.0) + time.perf_counter() - started
+                end = time.perf_counter()
+                stage, began = running.pop()
+                spent[stage] = spent.get(stage, 0.0) + end - began
+                if running:
+                    running[-1][1] = end
 
         return wrapper
 
-    for name, attr in [
-        ("extract", "extract"),
-        ("rank", "compute_rows"),
-        ("evidence", "pair_evidence"),
-        ("write", "write_rows"),
-        ("publish", "finish_build"),
+    for name, module, attr in [
+        ("extract", build_module, "extract"),
+        # the per-shop tuning (CROSSSELL_TUNE) and the offline metrics, on one held-out split
+        ("tuning", build_module, "tune_and_measure"),
+        ("rank", ranking_step, "compute_rows"),
+        ("evidence", ranking, "pair_evidence"),
+        ("write", ranking_step, "write_rows"),
+        ("cart_vectors", ranking_step.cart_store, "write_cart_vectors"),
+        ("publish", build_module, "finish_build"),
     ]:
-        setattr(build_module, attr, timed(name, getattr(build_module, attr)))
+        setattr(module, attr, timed(name, getattr(module, attr)))
     model = build_module.resolve_strategy(None if strategy == "default" else strategy)
-    model.fit = timed("fit", model.fit)  # type: ignore[method-assign]
-    model.similar_items = timed("similar_items", model.similar_items)  # type: ignore[method-assign]
+    # On the class: the tuning may serve a copy with other values (the same class).
+    cls = type(model)
+    cls.fit = timed("fit", cls.fit)  # type: ignore[method-assign]
+    cls.similar_items = timed("similar_items", cls.similar_items)  # type: ignore[method-assign]
 
     bar = tqdm(total=100, disable=quiet, file=sys.stderr, bar_format="{desc} {bar} {n:.0f}%")
 
@@ -229,18 +250,8 @@ def child_main(strategy: str, quiet: bool) -> int:
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
     bar.close()
-    # exclusive times: similar_items and evidence run inside compute_rows
-    stages = {
-        "extract": spent.get("extract", 0.0),
-        "fit": spent.get("fit", 0.0),
-        "similar_items": spent.get("similar_items", 0.0),
-        "evidence": spent.get("evidence", 0.0),
-        "rank": spent.get("rank", 0.0)
-        - spent.get("similar_items", 0.0)
-        - spent.get("evidence", 0.0),
-        "write": spent.get("write", 0.0),
-        "publish": spent.get("publish", 0.0),
-    }
+    names = ["extract", "tuning", "fit", "similar_items", "evidence", "rank", "write"]
+    stages = {name: spent.get(name, 0.0) for name in [*names, "cart_vectors", "publish"]}
     stages["other"] = wall - sum(stages.values())
     print(
         json.dumps(
@@ -256,10 +267,25 @@ def child_main(strategy: str, quiet: bool) -> int:
                 "counts": build.counts,
                 "strategy": build.parameters.get("strategy"),
                 "stages": {k: round(v, 2) for k, v in stages.items()},
+                "tuning": tuning_summary(build.metrics.get("tuning")),
             }
         )
     )
     return 0
+
+
+def tuning_summary(tuning: Any) -> dict[str, Any] | None:
+    """What the build's tuning chose: per widget, the chosen values and defaults, and their
+    validation NDCG@10 (the trials left out)."""
+    if not isinstance(tuning, dict):
+        return None
+    out: dict[str, Any] = {"seconds": tuning.get("seconds")}
+    for part in ("product", "cart"):
+        if isinstance(tuning.get(part), dict):
+            out[part] = {k: v for k, v in tuning[part].items() if k != "trials"}
+    if tuning.get("notes"):
+        out["notes"] = tuning["notes"]
+    return out
 
 
 def server_pid(connection: Any) -> int:
@@ -430,6 +456,7 @@ def main() -> int:
         "floor_cpu_seconds": round(parts["client_cpu_seconds"] + parts["server_cpu_seconds"], 2),
         "load_average": round(os.getloadavg()[0], 1),
         "stages": child["stages"],
+        "tuning": child["tuning"],
         "floor_parts": {k: round(v, 2) for k, v in parts.items()},
     }
     if args.json:
@@ -445,6 +472,7 @@ def main() -> int:
             f"CPU (client + database backend): rebuild {result['cpu_seconds']} s, "
             f"floor {result['floor_cpu_seconds']} s; load average {result['load_average']}\n"
             + "\n".join(f"  {k:13s} {v:8.2f} s" for k, v in result["stages"].items())
+            + f"\ntuning: {json.dumps(result['tuning'])}"
         )
     return 0
 

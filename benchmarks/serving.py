@@ -4,11 +4,16 @@ Runs the sample shop under gunicorn on PostgreSQL and Redis, loads it with wrk, 
 - the FBT API endpoint against a bare DRF endpoint returning the same product (no
   recommendations): ``api_ratio = fbt_rps / bare_rps``;
 - a product page with the widgets against the same page without them (``?widgets=0``):
-  ``page_ratio``.
-Each pair is run A B B A after a warm-up (and a VACUUM ANALYZE of the fresh data), and
-averaged, so that machine noise and drift hit both sides alike.
+  ``page_ratio``;
+- the cart API endpoint (``POST /api/crosssell/cart/recommendations/``, carts of 2 to 6 sold
+  products, ``--carts`` distinct ones cycled through) against the same bare endpoint:
+  ``cart_ratio = cart_rps / bare_rps``.
+Each pair is run A B B A after a warm-up (every page or cart asked for once, then a few
+seconds of wrk; and a VACUUM ANALYZE of the fresh data), and averaged, so that machine noise
+and drift hit both sides alike.
 
 Usage: .venv/bin/python benchmarks/serving.py [--json] [--duration 10] [--connections 8]
+       [--carts 200]
 Needs wrk (Debian: apt-get install wrk), PostgreSQL and Redis.
 """
 
@@ -24,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -37,6 +43,23 @@ local i = 0
 request = function()
   i = i %% #ids + 1
   return wrk.format("GET", string.format("%(path)s", ids[i]))
+end
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %%f %%f %%d %%d\\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(99) / 1000,
+    summary.errors.status, summary.errors.connect + summary.errors.read
+      + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+POST_LUA = """
+local bodies = {%(bodies)s}
+local i = 0
+local headers = {["Content-Type"] = "application/json"}
+request = function()
+  i = i %% #bodies + 1
+  return wrk.format("POST", "%(path)s", headers, bodies[i])
 end
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %%f %%f %%d %%d\\n",
@@ -82,9 +105,32 @@ def product_ids(url: str, n: int) -> list[int]:
     return [int(r[0]) for r in rows]
 
 
-def wrk(base: str, path: str, ids: list[int], seconds: float, connections: int) -> dict[str, float]:
+def carts_of(ids: list[int], n: int, seed: int = 16) -> list[str]:
+    """``n`` JSON bodies of the cart endpoint: 2 to 6 distinct sold products each."""
+    import random
+
+    rnd = random.Random(seed)
+    return [
+        json.dumps({"product_ids": rnd.sample(ids, rnd.randint(2, 6)), "limit": 4})
+        for _ in range(n)
+    ]
+
+
+def wrk(
+    base: str,
+    path: str,
+    ids: list[int],
+    seconds: float,
+    connections: int,
+    bodies: list[str] | None = None,
+) -> dict[str, float]:
+    """One wrk run: GET ``path % id`` over ``ids``, or POST ``bodies`` (JSON) to ``path``."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
-        fh.write(LUA % {"ids": ",".join(map(str, ids)), "path": path})
+        if bodies is None:
+            fh.write(LUA % {"ids": ",".join(map(str, ids)), "path": path})
+        else:
+            quoted = ",".join("[[" + b + "]]" for b in bodies)
+            fh.write(POST_LUA % {"bodies": quoted, "path": path})
         script = fh.name
     duration = f"{max(1, round(seconds))}s"  # wrk takes whole seconds
     try:
@@ -104,6 +150,27 @@ def wrk(base: str, path: str, ids: list[int], seconds: float, connections: int) 
         "p99_ms": float(p99),
         "errors": int(status_errors) + int(socket_errors),
     }
+
+
+def prime(base: str, path: str, ids: list[int], bodies: list[str] | None = None) -> None:
+    """Ask for every page or cart of a run once, so the timed runs measure warm caches (a
+    few seconds of wrk at the loads of a busy machine reach only some of them)."""
+    for i, target in enumerate(bodies if bodies is not None else ids):
+        if bodies is None:
+            request = urllib.request.Request(base + path % target)
+        else:
+            request = urllib.request.Request(
+                base + path,
+                data=str(target).encode(),
+                headers={"Content-Type": "application/json"},
+                method="POST",
+            )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as r:
+                r.read()
+        except urllib.error.HTTPError:
+            if i == 0:
+                raise
 
 
 def wait_up(url: str, timeout: float = 60) -> None:
@@ -205,26 +272,31 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
 def main() -> None:
     ap = shop_arguments(__doc__, "crosssell_bench", 13)
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+    ap.add_argument("--carts", type=int, default=200, help="distinct carts of the cart row")
     a = ap.parse_args()
     log = sys.stderr
     env, ids = prepare_shop(a.database_url, a.redis_url, a.products, a.orders, log)
+    carts = carts_of(ids, a.carts)
     server, base = start_gunicorn(env, a.workers)
     try:
         wait_up(f"{base}/api/shop/products/{ids[0]}/")
+        bare = "/api/shop/products/%d/"
         pairs = {
-            "api": ("/api/crosssell/products/%d/frequently-bought-together/",
-                    "/api/shop/products/%d/"),
-            "page": ("/products/%d/", "/products/%d/?widgets=0"),
-        }  # fmt: skip
+            "api": ("/api/crosssell/products/%d/frequently-bought-together/", bare, None),
+            "page": ("/products/%d/", "/products/%d/?widgets=0", None),
+            "cart": ("/api/crosssell/cart/recommendations/", bare, carts),
+        }
         results: dict[str, Any] = {}
-        for name, (with_recs, without) in pairs.items():
+        for name, (with_recs, without, bodies) in pairs.items():
             print(f"warming up {name}", file=log)
-            for path in (with_recs, without):
-                wrk(base, path, ids, 3, a.connections)
+            prime(base, with_recs, ids, bodies)
+            prime(base, without, ids)
+            wrk(base, with_recs, ids, 3, a.connections, bodies)
+            wrk(base, without, ids, 3, a.connections)
             runs: dict[str, list[dict[str, float]]] = {"with": [], "without": []}
-            sides = (("with", with_recs), ("without", without))
-            for side, path in (sides[i] for i in ORDER):
-                runs[side].append(wrk(base, path, ids, a.duration, a.connections))
+            sides = (("with", with_recs, bodies), ("without", without, None))
+            for side, path, posted in (sides[i] for i in ORDER):
+                runs[side].append(wrk(base, path, ids, a.duration, a.connections, posted))
                 print(f"{name} {side}: {runs[side][-1]}", file=log)
             results[name] = {
                 side: {
@@ -236,7 +308,7 @@ def main() -> None:
             }
     finally:
         stop(server)
-    api, page = results["api"], results["page"]
+    api, page, cart = results["api"], results["page"], results["cart"]
     summary = {
         "fbt_rps": round(api["with"]["rps"], 1),
         "bare_rps": round(api["without"]["rps"], 1),
@@ -245,6 +317,11 @@ def main() -> None:
         "page_rps": round(page["with"]["rps"], 1),
         "plain_page_rps": round(page["without"]["rps"], 1),
         "page_ratio": round(page["with"]["rps"] / page["without"]["rps"], 3),
+        "cart_rps": round(cart["with"]["rps"], 1),
+        "cart_bare_rps": round(cart["without"]["rps"], 1),
+        "cart_ratio": round(cart["with"]["rps"] / cart["without"]["rps"], 3),
+        "cart_p99_ms": round(cart["with"]["p99_ms"], 1),
+        "carts": a.carts,
         "errors": sum(side["errors"] for pair in results.values() for side in pair.values()),
         "workers": a.workers,
         "connections": a.connections,

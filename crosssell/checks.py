@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
+from django.conf import settings as django_settings
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from crosssell.conf import DEFAULT_PRODUCT_FIELDS
+from crosssell.conf import DEFAULT_PRODUCT_FIELDS, DEFAULTS, PREFIX
 from crosssell.conf import settings as cs_settings
 
 REQUIRED_PRODUCT_FIELDS = ("key", "name")
@@ -56,9 +58,29 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
                 id="crosssell.E005",
             )
         )
+    errors.extend(_check_unknown_settings())
     errors.extend(_check_product_model())
     errors.extend(_check_catalog())
     return errors
+
+
+def _check_unknown_settings() -> list[checks.CheckMessage]:
+    """A ``CROSSSELL_*`` setting crosssell does not read: most likely a misspelt one, whose
+    intended setting then silently keeps its default."""
+    known = [PREFIX + name for name in DEFAULTS]
+    warnings: list[checks.CheckMessage] = []
+    for name in sorted(dir(django_settings)):
+        if not name.startswith(PREFIX) or name in known:
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        warnings.append(
+            checks.Warning(
+                f"{name} is not a crosssell setting, so it has no effect.",
+                hint=f"Did you mean {close[0]}?" if close else "See README, 'Settings'.",
+                id="crosssell.W006",
+            )
+        )
+    return warnings
 
 
 def _check_product_model() -> list[checks.CheckMessage]:

@@ -92,6 +92,12 @@ DEFAULTS: dict[str, Any] = {
     # Each build (and each retraining) records offline metrics (HR@10, NDCG@10) of a copy of
     # its strategy fitted on 90% of the orders and asked about the other 10%.
     "OFFLINE_METRICS": True,
+    # Each build tunes a few hyperparameters of the product-page strategy (cocount_content's
+    # priors, or cocount's) and of the cart vectors (shrink, lift) on that same split: the best
+    # validation NDCG@10 of a small grid is fitted and served when its gain is significant
+    # (crosssell.engine.tuning; the build's admin page shows the chosen values beside the
+    # defaults). False: the defaults.
+    "TUNE": True,
     # Random seed of everything random in a build.
     "RANDOM_STATE": 42,
     # How many proxies in front of the site append to X-Forwarded-For: crosssell's throttles and

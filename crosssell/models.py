@@ -152,6 +152,21 @@ class Build(models.Model):
     finished_at = models.DateTimeField(null=True, blank=True)
     published_at = models.DateTimeField(null=True, blank=True)
     parameters = models.JSONField(default=dict, blank=True)
+    variant = models.ForeignKey(
+        "crosssell.Variant",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="builds",
+        help_text="The experiment variant this build was computed for (services.variants).",
+    )
+    lock_token = models.CharField(
+        max_length=64,
+        blank=True,
+        default="",
+        db_default="",  # rows inserted by raw SQL (benchmarks/rebuild.py) get one too
+        help_text="The rebuild lock a chord's shards resume (services.distributed).",
+    )
     counts = models.JSONField(default=dict, blank=True, help_text="Data size and output counts.")
     metrics = models.JSONField(default=dict, blank=True, help_text="Offline metrics.")
     progress = models.JSONField(default=dict, blank=True, help_text="Stage, percent, rows.")
@@ -254,6 +269,44 @@ class Recommendation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source_id} -> {self.target_id} ({self.kind}, {self.status})"
+
+
+class CartVector(models.Model):
+    """One product's cart vector in one build: its best companions and their weights, packed.
+
+    The cart widget sums its products' vectors (:mod:`crosssell.engine.cart`): one compact row
+    per product and build, read for a whole cart in one indexed query and written by ``COPY``
+    beside the build's recommendations. ``terms`` packs the companions best first, each a
+    product id (int64), its weight (float32) and the distinct customers who bought both
+    (int32), little-endian (``crosssell.services.cart_store.TERM_DTYPE``). Deleted with its
+    build or its product.
+    """
+
+    build = models.ForeignKey(
+        Build,
+        on_delete=models.CASCADE,
+        related_name="cart_vectors",
+        db_constraint=False,  # written 100k at a time by a build, as Recommendation
+        db_index=False,  # the unique (build, product) index starts with the build
+    )
+    product = models.ForeignKey(
+        get_product_model_string(),
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
+    terms = models.BinaryField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["build", "product"], name="crosssell_cart_vector_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"cart vector of {self.product_id} in build #{self.build_id}"
 
 
 class Exclusion(models.Model):
@@ -491,6 +544,7 @@ __all__ = [
     "AbstractProduct",
     "Build",
     "CacheGeneration",
+    "CartVector",
     "Event",
     "Exclusion",
     "Experiment",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Model
 from django.db.models.signals import post_delete, post_save
 
@@ -31,8 +30,9 @@ from crosssell.services import cache as cs_cache
 from crosssell.services.customers import customer_erased as customer_erased
 
 
-def bump_on_commit(sender: Any, **kwargs: Any) -> None:
-    transaction.on_commit(cs_cache.bump)
+def bump_on_change(sender: Any, **kwargs: Any) -> None:
+    """A model signal's receiver for :func:`crosssell.services.cache.bump_on_commit`."""
+    cs_cache.bump_on_commit()
 
 
 def connect() -> None:
@@ -41,5 +41,5 @@ def connect() -> None:
     for model in senders:
         for signal in (post_save, post_delete):
             signal.connect(
-                bump_on_commit, sender=model, dispatch_uid=f"crosssell-{model._meta.label}-{signal}"
+                bump_on_change, sender=model, dispatch_uid=f"crosssell-{model._meta.label}-{signal}"
             )

@@ -27,7 +27,7 @@ from crosssell.admin.charts import bars, sparkline
 from crosssell.admin.common import log_change
 from crosssell.models import Build, Exclusion, Recommendation
 from crosssell.permissions import can_see_evidence
-from crosssell.services import build_history, dashboard
+from crosssell.services import build_history, dashboard, tuning
 from crosssell.services.build import publish
 from crosssell.services.ids import parse_id
 
@@ -107,6 +107,7 @@ class BuildAdmin(admin.ModelAdmin):
         "counts_col",
         "metrics_table",
         "parameters",
+        "variant",
         "error",
     )
     readonly_fields = fields
@@ -161,7 +162,8 @@ class BuildAdmin(admin.ModelAdmin):
 
     @admin.display(description="offline metrics")
     def metrics_col(self, obj: Build) -> SafeString:
-        items = sorted((obj.metrics or {}).items())
+        # the scalar figures (the tuning's table has a card of its own on the build's page)
+        items = sorted((k, v) for k, v in (obj.metrics or {}).items() if not isinstance(v, dict))
         return format_html_join(
             " ", '<span class="cs-metric">{}&nbsp;<b>{}</b></span>',
             ((k, _metric_text(v)) for k, v in items),
@@ -278,6 +280,7 @@ class BuildAdmin(admin.ModelAdmin):
                 .annotate(n=Count("id"))
                 .order_by("-n")
             )
+            extra["tuning"] = tuning.summary(build)
         return super().changeform_view(request, object_id, form_url, extra)
 
     def changelist_view(

@@ -30,7 +30,7 @@ from crosssell.conf import settings
 from crosssell.models import Variant, user_customer_ref
 from crosssell.permissions import can_see_evidence
 from crosssell.services import cache as cs_cache
-from crosssell.services import for_you, serving, tracking
+from crosssell.services import for_you, serving, tracking, widgets
 from crosssell.services.ids import parse_id
 from crosssell.services.products import sellable_products
 from crosssell.services.serving import Item
@@ -97,11 +97,10 @@ class RecommendationView(APIView):
             request._crosssell_holder = held  # type: ignore[attr-defined]
         return held
 
-    def variant(self, request: Request, placement: str) -> Variant | None:
-        """The visitor's variant of the placement's running experiment (tracking on)."""
-        if not settings.TRACKING:
-            return None
-        return tracking.variant_for(placement, self.visitor(request))
+    def holder(self, request: Request) -> Any | None:
+        """What carries the visitor for :func:`crosssell.services.widgets.serve` (tracking
+        on), else ``None``."""
+        return self.visitor(request) if settings.TRACKING else None
 
     def with_impression(
         self,
@@ -169,27 +168,27 @@ class FrequentlyBoughtTogetherView(RecommendationView):
         if parsed is None:
             raise NotFound(NOT_FOR_SALE)
         pk = parsed
-        variant = self.variant(request, "product")
-        build = variant.build_id if variant is not None and variant.build_id else None
         evidence = shows_evidence(request)
 
-        def compute() -> dict[str, Any] | None:
+        def compute(assignment: widgets.Assignment) -> dict[str, Any] | None:
             product = sellable_products().filter(pk=pk).first()
             if product is None:
                 return None
+            build = assignment.build_id
             category = serving.category_of(product)
             items = serving.recommend([pk], limit, category=category, build_id=build)
             return self.payload(request, items, build)
 
         # The envelope is cached per cache generation (a build, a pin, a product change start
-        # a new one): a hot product costs no query.
-        key = f"api:fbt:{pk}:{limit}:{build or ''}:{int(evidence)}"
-        payload = cs_cache.get_or_set(key, compute, local=True)
+        # a new one) and per variant's build, as the widgets are: a hot product costs no query.
+        key = f"api:fbt:{pk}:{limit}:{int(evidence)}"
+        served = widgets.serve("product", self.holder(request), key, compute)
+        payload = served.value
         if payload is None:
             raise NotFound(NOT_FOR_SALE)
-        if variant is not None and variant.holdout:
+        if served.holdout:
             payload = {**payload, "results": []}  # the holdout sees no recommendations
-        return Response(self.with_impression(request, payload, "product", [pk], variant))
+        return Response(self.with_impression(request, payload, "product", [pk], served.variant))
 
 
 NOT_FOR_SALE = "No such product, or it is not for sale."
@@ -216,8 +215,17 @@ class CartRecommendationsView(RecommendationView):
         cart = CartRequestSerializer(data=request.data)
         cart.is_valid(raise_exception=True)
         data: dict[str, Any] = cart.validated_data
-        items = serving.recommend(data["known_ids"], data["limit"], exclude=data["product_ids"])
-        return self.respond(request, items)
+
+        def compute() -> dict[str, Any]:
+            items = serving.recommend(data["known_ids"], data["limit"], exclude=data["product_ids"])
+            return self.payload(request, items)
+
+        # The envelope is cached per cache generation, as the FBT endpoint's: a warm cart costs
+        # the serializer's check of its products, and nothing more.
+        sources = ",".join(map(str, sorted(data["known_ids"])))
+        excluded = ",".join(map(str, sorted(data["product_ids"])))
+        key = f"api:cart:{sources}:{excluded}:{data['limit']}:{int(shows_evidence(request))}"
+        return Response(cs_cache.get_or_set(key, compute, local=True))
 
 
 class MyRecommendationsView(RecommendationView):

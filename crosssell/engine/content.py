@@ -176,6 +176,8 @@ class ContentCompanions(ItemRecommender):
         S.data = (S.data + self.prior * share[S.indices]) / (pooled[rows] + self.prior)
         self.scores_: sp.csr_matrix = S
         self.features_: sp.csr_matrix = F
+        # the look-alikes' weighted order count: the scores under another prior follow from it
+        self.pooled_: npt.NDArray[np.float64] = pooled
         return self
 
     def similar_items(self, items: npt.ArrayLike, k: int) -> TopK:

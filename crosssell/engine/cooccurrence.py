@@ -56,18 +56,37 @@ class CoCount(ItemRecommender):
         self.max_neighbours = max_neighbours
 
     def fit(self, data: Interactions) -> Self:
-        if self.prior < 0:
-            raise ValueError("prior must be >= 0")
         C = cooccurrence(data.baskets).astype(np.float64)
         C.setdiag(0)
+        return self._fit_counts(C, column_counts(data.baskets), data.n_orders)
+
+    def fit_counts(
+        self, counts: sp.csr_matrix, pop: npt.NDArray[np.float64], n_orders: int
+    ) -> Self:
+        """Fit from co-purchase counts already counted (what ``fit`` counts, then scores).
+
+        Parameters
+        ----------
+        counts
+            Item x item co-purchase counts with a zero diagonal, or some rows of them (the
+            scores of a row depend on that row only): the tuner re-scores its validation
+            products for several priors from one count (:mod:`crosssell.engine.tuning`).
+        pop, n_orders
+            Each item's order count and the number of orders.
+        """
+        return self._fit_counts(sp.csr_matrix(counts, dtype=np.float64, copy=True), pop, n_orders)
+
+    def _fit_counts(self, C: sp.csr_matrix, pop: npt.NDArray[np.float64], n_orders: int) -> Self:
+        """``fit_counts`` on float64 counts it may change in place."""
+        if self.prior < 0:
+            raise ValueError("prior must be >= 0")
         C.data[C.data < self.min_count] = 0
         C.eliminate_zeros()
-        pop = column_counts(data.baskets)
         self.counts_: npt.NDArray[np.float64] = pop
         if self.prior or self.damping:
             # only pairs bought together are candidates; the prior re-ranks them
             cols = C.indices
-            C.data = C.data + self.prior * pop[cols] / max(data.n_orders, 1)
+            C.data = C.data + self.prior * pop[cols] / max(n_orders, 1)
             if self.damping:
                 C.data = C.data / np.maximum(pop[cols], 1.0) ** self.damping
         if self.max_neighbours is not None:

@@ -39,6 +39,29 @@ STRATEGIES: dict[str, tuple[str, dict[str, Any]]] = {
     "neural": ("crosssell.engine.neural.NeuralRecommender", {}),
 }
 
+#: The strategies whose slots are not co-purchase evidence for their pair: they fill a list
+#: rather than say the two products are bought together. Bestsellers (``popularity``,
+#: ``category_popularity`` at build time, ``bestsellers``, ``category_bestsellers`` at serving
+#: time), content look-alikes (``content_similar``), and companions borrowed from other
+#: products: the look-alikes' (``content``), the category's (``category_companions``) and the
+#: neural model's content path (``neural``: the shop's blend asks it only for products sold in
+#: at most ``CROSSSELL_NEURAL_MAX_SALES`` orders, 2 by default, under the privacy threshold of
+#: 3 customers, so none of its slots rests on the product's own co-purchases). One definition:
+#: serving weighs these slots less in a cart's fused list, and the admin's coverage does not
+#: count them as real recommendations.
+FALLBACK_STRATEGIES: frozenset[str] = frozenset(
+    {
+        "popularity",
+        "category_popularity",
+        "bestsellers",
+        "category_bestsellers",
+        "content",
+        "content_similar",
+        "category_companions",
+        "neural",
+    }
+)
+
 #: The strategy the shop serves by default ("frequently bought together" and cart completion).
 DEFAULT_STRATEGY = "blend"
 #: The default "recommended for you" strategy.

@@ -130,7 +130,7 @@ def backfill_from_queryset(
             counts["inserted"] += inserted
             bar.update(lines)
     if counts["inserted"]:
-        transaction.on_commit(cs_cache.bump)  # bestsellers and lists read the purchases
+        cs_cache.bump_on_commit()  # bestsellers and lists read the purchases
     return BackfillReport(
         counts["lines"], counts["orders"], counts["recorded"], counts["skipped"], counts["inserted"]
     )

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.core.cache import caches
+from django.db import transaction
 
 from crosssell.conf import settings
 
@@ -104,6 +105,16 @@ def bump() -> None:
         _cache().set(VERSION_KEY, fresh, None)
     except Exception:
         logger.warning("crosssell cache unavailable; could not bump the version", exc_info=True)
+
+
+def bump_on_commit() -> None:
+    """Start a new cache generation once the current transaction commits (at once outside one).
+
+    The one way a change announces itself to the cached lists and widgets (a pin, a build made
+    live, a product or purchase written behind the signals, an erasure): a rolled-back change
+    starts none, and no reader sees the new generation before the change is visible.
+    """
+    transaction.on_commit(bump)
 
 
 def get_or_set(key: str, compute: Callable[[], T], *, local: bool = False) -> T:

@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import F, Max, QuerySet
 
 from crosssell.models import Recommendation
-from crosssell.services import cache as cs_cache
+from crosssell.services.cache import bump, bump_on_commit  # the cache's own, re-exported
 from crosssell.services.products import products
 
 Kind = Recommendation.Kind
@@ -28,19 +28,6 @@ FBT = Kind.BOUGHT_TOGETHER
 
 class CurationError(ValueError):
     """A curation request that cannot be honoured (unknown product, a pair with itself...)."""
-
-
-# --------------------------------------------------------------------------- the cache
-
-
-def bump() -> None:
-    """Start a new cache generation, so every list reflects the change at once."""
-    cs_cache.bump()
-
-
-def bump_on_commit() -> None:
-    """Call :func:`bump` once the current transaction commits (at once outside one)."""
-    transaction.on_commit(bump)
 
 
 # --------------------------------------------------------------------------- decisions

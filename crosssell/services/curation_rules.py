@@ -8,7 +8,8 @@ from django.db import transaction
 from django.db.models import Exists, Max, OuterRef, QuerySet
 
 from crosssell.models import Build, Recommendation
-from crosssell.services.curation import CurationError, bump_on_commit
+from crosssell.services.cache import bump_on_commit
+from crosssell.services.curation import CurationError
 
 Kind = Recommendation.Kind
 Status = Recommendation.Status

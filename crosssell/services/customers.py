@@ -14,9 +14,12 @@ What an erasure does, table by table (``tests/crosssell/test_erasure.py`` checks
   (:func:`crosssell.services.evidence.recount_rows`); a pair that no longer has
   ``CROSSSELL_MIN_CUSTOMERS`` customers is deleted. The merchant's pins and rejections keep
   their decision with today's evidence.
-- ``Build``: a build kept for rollback that holds a pair among the customer's products is
-  deleted with its rows (its evidence counted the customer); the live build, the variants'
-  builds and builds without such a pair stay.
+- ``CartVector`` of the live build: the update above rewrites the customer's products' cart
+  vectors from the remaining purchases (:func:`crosssell.services.cart_store.refresh_vectors`),
+  without the pairs now below the threshold (a variant's build stores none).
+- ``Build``: a build kept for rollback that holds a pair among the customer's products (in its
+  rows or its cart vectors) is deleted with its rows (its evidence counted the customer); the
+  live build, the variants' builds and builds without such a pair stay.
 - ``Product``, ``Exclusion``, ``Experiment``, ``Variant``, ``CacheGeneration``: no personal
   data (the generation is bumped). A variant is assigned by a hash of the visitor id, so no
   assignment is stored.
@@ -49,7 +52,7 @@ from crosssell.models import (
     Variant,
 )
 from crosssell.services import cache as cs_cache
-from crosssell.services import tracking
+from crosssell.services import cart_store, tracking
 from crosssell.services.evidence import recount_rows
 from crosssell.services.incremental import update_products
 
@@ -241,7 +244,7 @@ def erase_customer(customer: Customer | str, *, wait: float | None = None) -> Er
     _flush_events()  # events still queued in Redis are written first, to be erased with the rest
     with rebuild_lock(wait), transaction.atomic():
         erased = _erase(who)
-        transaction.on_commit(cs_cache.bump)
+        cs_cache.bump_on_commit()
     return erased
 
 
@@ -303,12 +306,12 @@ def _drop_kept_builds(products: list[int], served: list[int]) -> list[int]:
     pair = Recommendation.objects.filter(
         build=OuterRef("pk"), source_id__in=products, target_id__in=products
     )
-    ids = list(
-        Build.objects.filter(state__in=[Build.State.READY, Build.State.FAILED])
-        .exclude(pk__in=served)
-        .filter(Exists(pair))
-        .values_list("pk", flat=True)
+    kept = Build.objects.filter(state__in=[Build.State.READY, Build.State.FAILED]).exclude(
+        pk__in=served
     )
+    ids = list(kept.filter(Exists(pair)).values_list("pk", flat=True))
+    others = list(kept.exclude(pk__in=ids).values_list("pk", flat=True))
+    ids += cart_store.builds_with_pairs(products, others)
     if ids:
         Build.objects.filter(pk__in=ids).delete()
     return sorted(ids)

@@ -9,6 +9,7 @@ from django.db.models import Count, Max, Min, Model, Q
 from django.utils import timezone
 
 from crosssell.conf import settings
+from crosssell.engine.registry import FALLBACK_STRATEGIES
 from crosssell.models import Build, Purchase, Recommendation
 from crosssell.services.curation import _curated
 from crosssell.services.exclusions import excluded_targets
@@ -19,19 +20,6 @@ from crosssell.services.serving import Item, category_of, recommend
 Kind = Recommendation.Kind
 Status = Recommendation.Status
 FBT = Kind.BOUGHT_TOGETHER
-
-#: Strategies that fill a list rather than say anything about the pair: bestsellers (at build
-#: time and at serving time) and content similarity, the design's fallback for unsold products.
-FALLBACK_STRATEGIES = frozenset(
-    {
-        "popularity",
-        "category_popularity",
-        "bestsellers",
-        "category_bestsellers",
-        "content",
-        "content_similar",
-    }
-)
 
 
 @dataclass(frozen=True)

@@ -25,20 +25,17 @@ from crosssell.engine.evidence import MIN_CUSTOMERS_KEY
 from crosssell.models import Build, Recommendation
 from crosssell.services import incremental
 from crosssell.services.build import (
-    EvidenceCounts,
-    also_bought_model,
-    compute_rows,
-    exclusion_filter,
     fail_build,
     finish_build,
     rebuild,
     resolve_strategy,
     start_build,
-    write_rows,
 )
 from crosssell.services.extract import Extracted, extract
 from crosssell.services.locks import REBUILD_LOCK, CacheLock, LockTimeout, rebuild_lock
 from crosssell.services.products import products
+from crosssell.services.ranking_step import rank_and_write
+from crosssell.services.tuning import tune_and_measure, tuned_model
 
 logger = logging.getLogger(__name__)
 
@@ -107,11 +104,15 @@ def start_chord(
         ex = extract()
         save_extracted(build, ex)
         _save_covered(build, covered)
+        # Tuned once, here: the shards rebuild the tuned strategy from the chosen values (and
+        # the cart vectors read theirs from the build's parameters).
+        _, build.metrics = tune_and_measure(build, ex.data, model)
         n = ex.data.n_items
         ranges = [(a, min(a + shard, n)) for a in range(0, n, shard)]
-        build.parameters = {**build.parameters, "shards": len(ranges), "lock": lock.token}
+        build.parameters = {**build.parameters, "shards": len(ranges)}
+        build.lock_token = lock.token
         build.progress = {"stage": "rank", "percent": 0, "rows": ex.n_lines}
-        build.save(update_fields=["parameters", "progress"])
+        build.save(update_fields=["parameters", "lock_token", "progress", "metrics"])
         transaction.on_commit(lambda: launch(build.pk, ranges, strategy))
     except BaseException as exc:
         fail_build(build, exc)
@@ -123,7 +124,7 @@ def start_chord(
 def rank_shard(build_id: int, start: int, stop: int, strategy: str | None) -> int:
     """Rank products ``start..stop`` of the stored matrix and write them (idempotent)."""
     build = Build.objects.get(pk=build_id)
-    token = build.parameters.get("lock")
+    token = build.lock_token
     if token:
         with CacheLock.resume(REBUILD_LOCK, token).keep_alive():  # the fit may outlast its TTL
             return _rank_shard(build, start, stop, strategy)
@@ -135,41 +136,13 @@ def _rank_shard(build: Build, start: int, stop: int, strategy: str | None) -> in
     ex.data.extra.setdefault("item_ids", ex.product_ids)
     # a strategy that reads it scores the pairs below the threshold as never bought together
     ex.data.extra[MIN_CUSTOMERS_KEY] = settings.MIN_CUSTOMERS
-    model = resolve_strategy(strategy).fit(ex.data)
-    also_bought = Recommendation.Kind.ALSO_BOUGHT in settings.KINDS
-    counts = EvidenceCounts(ex.data)
-    if also_bought:
-        # that kind's model is the customers' whole co-count matrix: count it once, up front,
-        # and the privacy threshold of this shard's pairs reads it too
-        counts.customers.matrix()
-    rows = compute_rows(
-        ex.data,
-        model,
-        settings.LIST_LENGTH,
-        settings.MIN_CUSTOMERS,
-        items=np.arange(start, stop, dtype=np.int64),
-        excluded=exclusion_filter(ex),
-        counts=counts,
-    )
+    model = tuned_model(build, resolve_strategy(strategy)).fit(ex.data)
     sources = ex.product_ids[start:stop].tolist()
     with transaction.atomic():
         Recommendation.objects.filter(build=build, source_id__in=sources).delete()
-        written = write_rows(build, ex, rows, Recommendation.Kind.BOUGHT_TOGETHER, lambda *a: None)
-        if also_bought:
-            data, also = also_bought_model(ex, counts)
-            also_rows = compute_rows(
-                data,
-                also,
-                settings.LIST_LENGTH,
-                settings.MIN_CUSTOMERS,
-                items=np.arange(start, stop, dtype=np.int64),
-                excluded=exclusion_filter(ex),
-                counts=counts.over_customers(data),
-            )
-            written += write_rows(
-                build, ex, also_rows, Recommendation.Kind.ALSO_BOUGHT, lambda *a: None
-            )
-    return written
+        return rank_and_write(
+            build, ex, model, lambda *a: None, items=np.arange(start, stop, dtype=np.int64)
+        )
 
 
 def finish(results: list[int], build_id: int) -> int:
@@ -197,9 +170,8 @@ def failed(build_id: int) -> None:
 
 
 def _release(build: Build) -> None:
-    token = build.parameters.get("lock")
-    if token:
-        CacheLock.resume(REBUILD_LOCK, token).release()
+    if build.lock_token:
+        CacheLock.resume(REBUILD_LOCK, build.lock_token).release()
     default_storage.delete(_path(build))
     default_storage.delete(_path(build, "covered.npy"))
 

@@ -15,7 +15,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from crosssell.models import Experiment
-from crosssell.services import curation
+from crosssell.services.cache import bump_on_commit
 
 
 @dataclass
@@ -36,7 +36,7 @@ def end(experiments: QuerySet[Experiment], now: datetime | None = None) -> list[
     for exp in running:
         exp.is_active, exp.ended_at = False, now
     if running:
-        curation.bump_on_commit()
+        bump_on_commit()
     return running
 
 
@@ -63,5 +63,5 @@ def start_again(experiments: QuerySet[Experiment]) -> Restarted:
         exp.is_active, exp.ended_at = True, None
         out.started.append(exp)
     if out.started:
-        curation.bump_on_commit()
+        bump_on_commit()
     return out

@@ -1,6 +1,15 @@
-"""Recommended for you: a signed-in customer's recommendations, over the products they bought."""
+"""Recommended for you: a signed-in customer's recommendations, over the products they bought.
+
+One rule for the widget (``{% recommended_for_you %}``) and the API (``me/``): the customer's
+history is :func:`history` (at most :data:`MAX_HISTORY` distinct products, most recently bought
+first), its first :data:`~crosssell.services.serving.MAX_CART` products are the sources and
+every product of it is left out (:func:`recommend_for`).
+"""
 
 from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
 
 from django.db.models import F, Max
 
@@ -39,6 +48,57 @@ def purchased_product_ids(customer_ref: str, n: int = MAX_HISTORY) -> list[int]:
     return [int(pk) for pk in rows]
 
 
+@dataclass(frozen=True)
+class History:
+    """What "recommended for you" reads of one customer.
+
+    Attributes
+    ----------
+    bought
+        The distinct products bought, most recently bought first (at most
+        :data:`MAX_HISTORY`): never recommended back.
+    """
+
+    bought: tuple[int, ...]
+
+    @property
+    def sources(self) -> list[int]:
+        """The products the lists are merged from: the most recent, a cart's worth."""
+        return list(self.bought[:MAX_CART])
+
+    @property
+    def key(self) -> str:
+        """Names the history in a cache key (changes with any product bought)."""
+        return f"{zlib.crc32(','.join(map(str, self.bought)).encode())}:{len(self.bought)}"
+
+
+def history(customer_ref: str) -> History:
+    """The customer's :class:`History` (empty for a guest), in one query."""
+    return History(tuple(purchased_product_ids(customer_ref)))
+
+
+def recommend_for(
+    history: History, limit: int | None = None, build_id: int | None = None
+) -> list[Item]:
+    """Up to ``limit`` products for a customer's history, never one of its products.
+
+    Parameters
+    ----------
+    history
+        The customer's :func:`history`; an empty one gets the bestsellers.
+    limit
+        How many items; ``CROSSSELL_DEFAULT_LIMIT`` when ``None``.
+    build_id
+        Serve this build's rows (an experiment variant's), else the live build's.
+
+    Returns
+    -------
+    list of Item
+        As :func:`crosssell.services.serving.recommend`.
+    """
+    return recommend(history.sources, limit, exclude=history.bought, build_id=build_id)
+
+
 def recommend_for_customer(customer_ref: str, limit: int | None = None) -> list[Item]:
     """Up to ``limit`` products for one customer, never one they already bought.
 
@@ -58,8 +118,14 @@ def recommend_for_customer(customer_ref: str, limit: int | None = None) -> list[
     list of Item
         As :func:`crosssell.services.serving.recommend`.
     """
-    bought = purchased_product_ids(customer_ref)
-    return recommend(bought[:MAX_CART], limit, exclude=bought)
+    return recommend_for(history(customer_ref), limit)
 
 
-__all__ = ["MAX_HISTORY", "purchased_product_ids", "recommend_for_customer"]
+__all__ = [
+    "MAX_HISTORY",
+    "History",
+    "history",
+    "purchased_product_ids",
+    "recommend_for",
+    "recommend_for_customer",
+]

@@ -26,6 +26,7 @@ from django.utils import timezone
 from crosssell.conf import settings
 from crosssell.models import Build, PendingUpdate, Recommendation
 from crosssell.services import cache as cs_cache
+from crosssell.services import cart_store
 from crosssell.services.copurchase import co_purchase_counts
 
 logger = logging.getLogger(__name__)
@@ -284,6 +285,8 @@ def update_products(product_ids: Sequence[int]) -> int:
             Recommendation.objects.filter(build=live, kind=kind, source_id=pid).delete()
             Recommendation.objects.bulk_create(rows)
             written += len(rows)
+        # the same products' cart vectors, from the same counts (weighed as the build did)
+        cart_store.refresh_vectors(live, product_ids, counts)
         Build.objects.filter(pk=live.pk).update(published_at=timezone.now())
-        transaction.on_commit(cs_cache.bump)
+        cs_cache.bump_on_commit()
     return written

@@ -9,7 +9,6 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Model, Q, QuerySet
 
 from crosssell.services import cache as cs_cache
@@ -53,4 +52,4 @@ def catalog_changed() -> None:
     """Tell crosssell that products changed behind the ORM's signals (``QuerySet.update``,
     ``bulk_create``, SQL): the cached widgets and lists are recomputed once the transaction
     commits. A product saved with ``save()`` or deleted needs no call."""
-    transaction.on_commit(cs_cache.bump)
+    cs_cache.bump_on_commit()

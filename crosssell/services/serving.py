@@ -17,9 +17,11 @@ from typing import Any
 from django.db.models import Case, Count, F, IntegerField, Model, Q, Value, When
 
 from crosssell.conf import settings
+from crosssell.engine.cart import CART_STRATEGY, score_cart
+from crosssell.engine.registry import FALLBACK_STRATEGIES as FALLBACK_STRATEGIES
 from crosssell.models import Build, Purchase, Recommendation
 from crosssell.services import cache as cs_cache
-from crosssell.services import exclusions
+from crosssell.services import cart_store, exclusions
 from crosssell.services.catalog import get_catalog
 from crosssell.services.copurchase import unsupported
 from crosssell.services.products import (
@@ -34,12 +36,12 @@ Kind = Recommendation.Kind
 MAX_CART = 100
 #: Slots chosen beyond the limit, so a product going out of stock does not shorten a list.
 SPARE = 2
+#: A cart's candidates kept from its summed vectors (the pins come on top).
+CART_SLOTS = 100
 #: Reciprocal rank fusion of a cart's lists: score = sum of weight / (RRF_K + rank).
 RRF_K = 5
+#: The weight of a slot of a strategy in :data:`FALLBACK_STRATEGIES` (the engine's one definition).
 FALLBACK_WEIGHT = 0.2
-FALLBACK_STRATEGIES = frozenset(
-    {"popularity", "category_popularity", "bestsellers", "category_bestsellers"}
-)
 
 
 @dataclass(frozen=True)
@@ -64,17 +66,26 @@ class Item:
 def ranked_slots(source_ids: Sequence[int], kind: str, build_id: int | None = None) -> list[Slot]:
     """The live ranked list for one or several sources (a cart), pinned first, rejected out.
 
-    For a cart, the sources' lists are merged by reciprocal rank fusion: strategies score on
-    different scales, so ranks are what can be added; a fallback slot (popularity) weighs less
-    than a real companion. With ``build_id`` (an experiment variant's build), that build's rows
-    stand in for the live build's; the merchant's pins still come first.
+    For a cart (several sources, bought together), the build's cart vectors are summed
+    (:func:`_cart_slots`: one query for all of them, one for the merchant's pins and
+    rejections, whatever the cart's size), as the CART-v1 evaluation measures. A build without
+    vectors (older than them), or a cart none of whose products has one, gets its sources' lists
+    merged by reciprocal rank fusion: strategies score on different scales, so ranks are what
+    can be added; a fallback slot (popularity) weighs less than a real companion. With
+    ``build_id`` (an experiment variant's build), that build's rows stand in for the live
+    build's; the merchant's pins still come first.
     """
     sources = sorted({int(s) for s in source_ids})[:MAX_CART]
     if not sources:
         return []
     built = Q(build__state=Build.State.LIVE) if build_id is None else Q(build_id=int(build_id))
+    cart_build = build_id
 
     def compute() -> list[Slot]:
+        if len(sources) > 1 and kind == Kind.BOUGHT_TOGETHER:
+            summed = _cart_slots(sources, kind, cart_build)
+            if summed is not None:
+                return summed
         qs = (
             Recommendation.objects.filter(kind=kind, source_id__in=sources)
             .filter(built | Q(build__isnull=True, status=Recommendation.Status.PINNED))
@@ -126,6 +137,52 @@ def ranked_slots(source_ids: Sequence[int], kind: str, build_id: int | None = No
 
     key = f"slots:{kind}:{','.join(map(str, sources))}{_build_key(build_id)}"
     return cs_cache.get_or_set(key, compute)
+
+
+def _cart_slots(sources: list[int], kind: str, build_id: int | None) -> list[Slot] | None:
+    """A cart's slots from the build's cart vectors, or ``None`` when none of its products has
+    one (a build older than them: the caller fuses the lists instead).
+
+    One query reads the vectors and the merchant's decisions
+    (:func:`crosssell.services.cart_store.read_cart`). The merchant's pins of any cart product
+    come first (by their cart score, then in the merchant's order), then the candidates by their
+    summed weights (:func:`crosssell.engine.cart.score_cart`, the function the evaluation
+    calls); a pair the merchant rejected adds nothing. Each slot's evidence names the most
+    customers who bought it with one of the cart's products, so :func:`_choose` re-checks the
+    privacy threshold.
+    """
+    read = cart_store.read_cart(sources, kind, build_id)
+    vectors, rejected = read.vectors, read.rejected
+    if not vectors:
+        return None
+    pins: dict[int, tuple[str, dict[str, Any]]] = {}
+    for target, row_build, strategy, evidence in read.pins:
+        if target not in sources:
+            pins.setdefault(target, ("pinned" if row_build is None else strategy, evidence))
+    parts = []
+    customers: dict[int, int] = {}
+    for source in sources:  # ascending, as score_cart adds them
+        terms = vectors.get(source)
+        if terms is None:
+            continue
+        if rejected:
+            terms = terms[[(source, int(t)) not in rejected for t in terms["product"].tolist()]]
+        parts.append((terms["product"], terms["weight"]))
+        for target, people in zip(
+            terms["product"].tolist(), terms["customers"].tolist(), strict=True
+        ):
+            customers[target] = max(customers.get(target, 0), people)
+    ids, scores = score_cart(parts, sources)
+    score_of = dict(zip(ids.tolist(), scores.tolist(), strict=True))
+    order = {t: i for i, t in enumerate(pins)}
+    pinned = sorted(pins, key=lambda t: (-score_of.get(t, 0.0), order[t]))
+    slots = [Slot(t, score_of.get(t, 0.0), pins[t][0], True, pins[t][1]) for t in pinned]
+    slots += [
+        Slot(t, s, CART_STRATEGY, False, {"customers": customers[t], "cart_score": round(s, 6)})
+        for t, s in zip(ids[:CART_SLOTS].tolist(), scores[:CART_SLOTS].tolist(), strict=True)
+        if t not in pins
+    ]
+    return slots
 
 
 def _build_key(build_id: int | None) -> str:

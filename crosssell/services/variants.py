@@ -15,18 +15,13 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
 from django.db.models import QuerySet
 
 from crosssell.models import Build, Variant
 from crosssell.services import cache as cs_cache
-from crosssell.services.build import (
-    ProgressFn,
-    prune_builds,
-    rebuild,
-    rebuild_lock,
-)
-from crosssell.services.locks import CacheLock
+from crosssell.services.build import prune_builds, rebuild
+from crosssell.services.locks import CacheLock, rebuild_lock
+from crosssell.services.rows_writer import ProgressFn
 
 logger = logging.getLogger(__name__)
 
@@ -61,9 +56,10 @@ def build_variant(
     """Compute ``variant``'s own build with its strategy and point the variant to it.
 
     The build is the rebuild pipeline's (privacy threshold, exclusions, the merchant's pins and
-    rejections copied on), left ready: the live build and everyone else's lists are untouched.
-    The variant's previous build is kept until a later prune, so a process still reading it
-    from the cache generation before this one never finds it gone.
+    rejections copied on), records its variant (``Build.variant``) and is left ready: the live
+    build and everyone else's lists are untouched. The variant's previous build is kept until
+    a later prune, so a process still reading it from the cache generation before this one
+    never finds it gone.
 
     Parameters
     ----------
@@ -104,13 +100,13 @@ def build_variant(
         progress=progress,
         task_id=task_id,
         publish=False,
-        parameters={"variant": variant.pk, "experiment": variant.experiment_id},
+        variant=variant,
         lock=lock,
     )
     Variant.objects.filter(pk=variant.pk).update(build=build)
     variant.build = build
     # The cached experiments hold their variants, and with them the build each one serves.
-    transaction.on_commit(cs_cache.bump)
+    cs_cache.bump_on_commit()
     logger.info("crosssell variant %s now served by build #%s", variant, build.pk)
     return build
 

@@ -1,8 +1,10 @@
 """``{% load crosssell %}``: the recommendation widgets.
 
-Each tag is a thin call to :func:`crosssell.services.serving.recommend` and renders an
-overridable template in ``crosssell/``. The rendered HTML is cached per cache generation (a new
-build, a pin, a changed product start a new one) and per variant, with marks where the
+Each tag is a thin call to :func:`crosssell.services.serving.recommend` (or
+:mod:`crosssell.services.for_you`) and renders an overridable template in ``crosssell/``. The
+variant, its build and the cache are :func:`crosssell.services.widgets.serve`'s, as for the
+API: the rendered HTML is cached per cache generation (a new build, a pin, a changed product
+start a new one) and per variant's build, with marks where the
 per-request parts go (the impression's signed token, the CSRF token, the ``next`` URL): a hot
 widget costs no query and no template rendering, only the marks' replacement and one queued
 impression. On a miss a widget costs a fixed number of queries whatever its length. A widget
@@ -29,9 +31,8 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from crosssell.conf import settings
-from crosssell.models import Purchase, Recommendation, Variant, user_customer_ref
-from crosssell.services import cache as cs_cache
-from crosssell.services import tracking
+from crosssell.models import Recommendation, user_customer_ref
+from crosssell.services import for_you, tracking, widgets
 from crosssell.services.catalog import MONEY_SAMPLE, format_money, get_catalog
 from crosssell.services.serving import MAX_CART, Item, category_of, recommend
 
@@ -117,7 +118,7 @@ def marks() -> Marks:
     return Marks(f"cs{base}t", f"cs{base}c", f"cs{base}n")
 
 
-#: ``build(limit, build_id, token)`` -> the template's context and the list's cards.
+#: ``build(build_id, token)`` -> the template's context and the list's cards.
 Builder = Callable[[int | None, str], tuple[dict[str, Any], list[Card]]]
 
 
@@ -131,40 +132,43 @@ def render_widget(
 ) -> SafeString:
     """Render (or reuse) one widget and record its impression.
 
-    A visitor in a holdout variant of the placement's experiment sees no widget at all (the
-    impression is recorded, empty); a variant with a build of its own is served from it.
+    The variant, its build and the cache are :func:`crosssell.services.widgets.serve`'s: a
+    visitor in a holdout variant sees no widget at all (the impression is recorded, empty).
     """
     request = context.get("request")
-    tracked = bool(settings.TRACKING) and hasattr(request, "session")
-    variant: Variant | None = tracking.variant_for(placement, request) if tracked else None
-    if variant is not None and variant.holdout:
-        visitor = tracking.visitor_id(request)
-        tracking.record_impression(placement, visitor, sources, [], [], variant)
-        return SafeString("")
-    build_id = variant.build_id if variant is not None else None
     if request is None:  # rendered outside a request (an e-mail): nothing to cache or track
-        ctx, items = build(build_id, "")
+        ctx, items = build(None, "")
         ctx["next"] = ""
         return _render(template_name, ctx, items)
     mark = marks()
 
-    def compute() -> Fragment:
-        ctx, items = build(build_id, mark.token if tracked else "")
+    def compute(assignment: widgets.Assignment) -> Fragment:
+        ctx, items = build(assignment.build_id, mark.token if assignment.tracked else "")
         if not items:
             return Fragment("", (), ())
         ctx.update(csrf_token=mark.csrf, next=mark.next if ctx.get("next") else "")
         html = render_to_string(template_name, ctx)
         return Fragment(html, tuple(c.id for c in items), tuple(c.strategy for c in items))
 
-    full_key = f"html:{template_name}:{key}:{build_id or ''}:{int(tracked)}"
-    fragment = cs_cache.get_or_set(full_key, compute, local=True)
+    holder = request if hasattr(request, "session") else None
+    served = widgets.serve(placement, holder, f"html:{template_name}:{key}", compute)
+    fragment = served.value
+    if served.holdout:
+        tracking.record_impression(
+            placement, tracking.visitor_id(request), sources, [], [], served.variant
+        )
+        return SafeString("")
     if not fragment.ids:
         return SafeString("")
     html = fragment.html
-    if tracked:
-        visitor = tracking.visitor_id(request)
+    if served.assignment.tracked:
         shown = tracking.record_impression(
-            placement, visitor, sources, fragment.ids, fragment.strategies, variant
+            placement,
+            tracking.visitor_id(request),
+            sources,
+            fragment.ids,
+            fragment.strategies,
+            served.variant,
         )
         html = html.replace(mark.token, shown.token)
     if mark.csrf in html:
@@ -311,23 +315,20 @@ def recommended_for_you(context: template.Context, user: Any, limit: Any = None)
     ref = user_customer_ref(user)
     if not ref:
         return SafeString("")
-    recent = Purchase.objects.filter(customer_ref=ref).order_by("-purchased_at", "-pk")
-    bought = list(dict.fromkeys(recent.values_list("product_id", flat=True)[: 4 * MAX_CART]))
-    if not bought:
+    history = for_you.history(ref)
+    if not history.bought:
         return SafeString("")
     n = _limit(limit)
 
     def build(build_id: int | None, token: str) -> tuple[dict[str, Any], list[Card]]:
-        found = recommend(bought[:MAX_CART], n, exclude=bought, build_id=build_id)
-        items = cards(found, token)
+        items = cards(for_you.recommend_for(history, n, build_id), token)
         return _base("recommended-for-you", items), items
 
-    history = zlib.crc32(",".join(map(str, bought)).encode())
     return render_widget(
         context,
         "for_you",
         "crosssell/recommended_for_you.html",
-        bought[:MAX_CART],
-        f"you:{history}:{len(bought)}:{n}",
+        history.sources,
+        f"you:{history.key}:{n}",
         build,
     )

@@ -17,14 +17,14 @@ from hypothesis import strategies as st
 
 from crosssell.engine.base import Interactions, TopK
 from crosssell.engine.cooccurrence import CoCount
-from crosssell.services.build import (
+from crosssell.engine.ranking import (
     CountedCoCount,
     EvidenceCounts,
     also_bought_model,
     compute_rows,
 )
 from crosssell.services.extract import Extracted
-from tests.crosssell.test_build_fast_paths import Fixed, assert_same_rows
+from tests.crosssell.ranking_helpers import Fixed, assert_same_rows
 
 
 def random_shop(seed: int, n_orders: int, n_items: int, density: float) -> Extracted:
@@ -87,11 +87,11 @@ def test_both_kinds_with_kept_counts_equal_the_pair_by_pair_build(
         published(brute_force(ex.data.customer_items(), got.src, got.dst), min_customers),
     )
 
-    data, also = also_bought_model(ex, counts)
+    data, also = also_bought_model(ex.data, ex.product_ids, counts)
     got = compute_rows(
         data, also, k, min_customers, items=items, counts=counts.over_customers(data)
     )
-    plain_data, plain = also_bought_model(ex)
+    plain_data, plain = also_bought_model(ex.data, ex.product_ids)
     assert isinstance(plain, CoCount)
     want = compute_rows(plain_data, plain, k, min_customers, items=items)
     assert_same_rows(got, want)
@@ -108,12 +108,12 @@ def test_the_whole_catalog_uses_one_product_per_matrix() -> None:
     rows = compute_rows(ex.data, model, 4, 2, counts=counts)
     kept = counts.customers._matrix
     assert kept is not None and counts.orders._matrix is not None
-    data, also = also_bought_model(ex, counts)
+    data, also = also_bought_model(ex.data, ex.product_ids, counts)
     assert isinstance(also, CountedCoCount) and also.cooc_ is kept  # not counted again
     also_rows = compute_rows(data, also, 4, 2, counts=counts.over_customers(data))
     assert counts.customers._matrix is kept
     assert_same_rows(rows, compute_rows(ex.data, model, 4, 2))
-    plain_data, plain = also_bought_model(ex)
+    plain_data, plain = also_bought_model(ex.data, ex.product_ids)
     assert_same_rows(also_rows, compute_rows(plain_data, plain, 4, 2))
     assert (rows.evidence["customers"] >= 2).any()
 
@@ -134,7 +134,7 @@ def test_counts_of_another_data_set_are_refused() -> None:
     with pytest.raises(ValueError):
         compute_rows(ex.data, model, 2, 1, counts=counts)
     with pytest.raises(ValueError):
-        also_bought_model(ex, counts)
-    data, _ = also_bought_model(ex)
+        also_bought_model(ex.data, ex.product_ids, counts)
+    data, _ = also_bought_model(ex.data, ex.product_ids)
     with pytest.raises(ValueError):
         counts.over_customers(data)

@@ -14,30 +14,14 @@ from hypothesis import strategies as st
 
 from crosssell.engine.base import Interactions, ItemRecommender, TopK
 from crosssell.engine.popularity import Popularity
+from crosssell.engine.ranking import Rows, compute_rows, pair_evidence
 from crosssell.models import Build, Recommendation
-from crosssell.services import build as build_service
-from crosssell.services.build import Rows, compute_rows, pair_evidence
+from crosssell.services import rows_writer
 from crosssell.services.extract import Extracted
 from crosssell.testing import make_product
+from tests.crosssell.ranking_helpers import Fixed, assert_same_rows
 
 FBT = Recommendation.Kind.BOUGHT_TOGETHER
-
-
-class Fixed(ItemRecommender):
-    """Answers with a given TopK (rows aligned with item indices)."""
-
-    name = "fixed"
-
-    def __init__(self, top: TopK) -> None:
-        self.top = top
-
-    def fit(self, data: Interactions) -> Fixed:
-        return self
-
-    def similar_items(self, items: npt.ArrayLike, k: int) -> TopK:
-        q = np.asarray(items, dtype=np.int64)
-        src = None if self.top.sources is None else self.top.sources[q]
-        return TopK(self.top.indices[q], self.top.scores[q], src, list(self.top.source_names))
 
 
 def reference_rows(
@@ -141,18 +125,6 @@ def exclude_some(src: npt.NDArray[np.int64], dst: npt.NDArray[np.int64]) -> npt.
     return np.asarray((src + 2 * dst) % 5 == 0)
 
 
-def assert_same_rows(got: Rows, want: Rows) -> None:
-    assert got.src.tolist() == want.src.tolist()
-    assert got.dst.tolist() == want.dst.tolist()
-    assert got.rank.tolist() == want.rank.tolist()
-    assert got.score.tolist() == want.score.tolist()
-    assert got.strategy == want.strategy
-    assert got.evidence.keys() == want.evidence.keys()
-    for name in got.evidence:
-        assert got.evidence[name].dtype == want.evidence[name].dtype
-        assert np.array_equal(got.evidence[name], want.evidence[name])
-
-
 @settings(max_examples=150, deadline=None)
 @given(cases())
 def test_compute_rows_equals_the_per_item_loop(case: Any) -> None:
@@ -190,16 +162,16 @@ def test_copy_writes_exactly_what_bulk_create_writes(monkeypatch: pytest.MonkeyP
     )
     fast, plain = Build.objects.create(), Build.objects.create()
     # one COPY per two rows, and a progress callback that queries between them
-    monkeypatch.setattr(build_service, "COPY_BATCH", 2)
+    monkeypatch.setattr(rows_writer, "COPY_BATCH", 2)
     reported: list[int] = []
 
     def report(stage: str, fraction: float, n: int) -> None:
         Build.objects.count()
         reported.append(n)
 
-    assert build_service._copy_rows("default", fast, ex, rows, FBT, report) == 6
+    assert rows_writer._copy_rows("default", fast, ex, rows, FBT, report) == 6
     assert reported == [2, 4, 6]
-    assert build_service._bulk_create_rows("default", plain, ex, rows, FBT, lambda *a: None) == 6
+    assert rows_writer._bulk_create_rows("default", plain, ex, rows, FBT, lambda *a: None) == 6
 
     def stored(build: Build) -> list[tuple[Any, ...]]:
         return list(

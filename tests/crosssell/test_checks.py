@@ -50,6 +50,7 @@ CASES: list[tuple[str, Any]] = [
     ("crosssell.E003", lambda: {"CROSSSELL_STRATEGIES": []}),
     ("crosssell.E004", lambda: {"CROSSSELL_TRACKING_BATCH": 0}),
     ("crosssell.E005", lambda: {"CROSSSELL_TRACKING_BATCH_SECONDS": -1}),
+    ("crosssell.W006", lambda: {"CROSSSELL_MIN_CUSTOMER": 5}),
     ("crosssell.E010", lambda: {"CROSSSELL_PRODUCT_MODEL": "nowhere.Product"}),
     ("crosssell.E011", lambda: {"CROSSSELL_PRODUCT_FIELDS": fields(colour="colour")}),
     ("crosssell.E012", lambda: {"CROSSSELL_PRODUCT_FIELDS": fields(key=None)}),
@@ -195,3 +196,12 @@ def test_w040_w041_stay_quiet_when_nothing_is_spoofable(settings: Any) -> None:
     assert "crosssell.W041" not in ids_under(same)
     bad = {"CROSSSELL_NUM_PROXIES": "1", "REST_FRAMEWORK": drf(NUM_PROXIES=1)}
     assert [i for i in ids_under(bad) if i.startswith("crosssell.W04")] == ["crosssell.W042"]
+
+
+def test_w006_names_the_setting_that_was_meant(settings: Any) -> None:
+    settings.CROSSSELL_MIN_CUSTOMER = 5
+    found = [m for m in checks.run_checks() if m.id == "crosssell.W006"]
+    assert [m.msg for m in found] == [
+        "CROSSSELL_MIN_CUSTOMER is not a crosssell setting, so it has no effect."
+    ]
+    assert found[0].hint == "Did you mean CROSSSELL_MIN_CUSTOMERS?"

@@ -37,6 +37,7 @@ from django.test import Client, RequestFactory
 from crosssell.engine.cooccurrence import CoCount
 from crosssell.models import (
     Build,
+    CartVector,
     Event,
     Experiment,
     Impression,
@@ -46,7 +47,7 @@ from crosssell.models import (
     Variant,
 )
 from crosssell.services import cache as cs_cache
-from crosssell.services import curation, tracking
+from crosssell.services import cart_store, curation, tracking
 from crosssell.services.build import rebuild, rebuild_lock
 from crosssell.services.customers import Customer, erase_customer, export_customer
 from crosssell.services.identity import email_key
@@ -303,6 +304,14 @@ def _check_every_table(scene: Scene) -> None:
                 )
                 assert ranks == list(range(len(ranks)))
 
+    def cart_vector(n: int) -> None:
+        # The live build's vectors of the customer's products were written again from the
+        # remaining purchases: A and B (2 customers left) are out of each other's. The kept
+        # build went with its vectors; a variant's build stores none.
+        assert set(CartVector.objects.values_list("build_id", flat=True)) <= {scene.live}
+        for row in CartVector.objects.filter(product_id__in=[a, b]):
+            assert not {a, b} & set(cart_store.unpack(row.terms)["product"].tolist())
+
     def unchanged(name: str) -> Callable[[int], None]:
         def check(n: int) -> None:
             assert n == scene.counts[name]  # the merchant's configuration
@@ -333,6 +342,7 @@ def _check_every_table(scene: Scene) -> None:
         "Purchase": purchase,
         "Build": build,
         "Recommendation": recommendation,
+        "CartVector": cart_vector,
         "Exclusion": unchanged("Exclusion"),
         "Experiment": unchanged("Experiment"),
         "Variant": unchanged("Variant"),

@@ -24,14 +24,12 @@ from django.test.utils import CaptureQueriesContext
 
 from crosssell.models import Purchase, Recommendation
 from crosssell.services import curation
-from crosssell.services.build import rebuild
 from crosssell.services.catalog import format_money
 from crosssell.services.products import price_of
-from crosssell.testing import make_product
+from tests.crosssell.widget_shop import FBT, Shop
 from tests.widgets import Widget, widgets
 
 pytestmark = pytest.mark.django_db
-FBT = "frequently-bought-together"
 
 
 @pytest.fixture(autouse=True)
@@ -39,53 +37,6 @@ def _fresh_cache() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
-
-
-class Shop:
-    """A tiny shop with known co-purchases.
-
-    ``main`` is bought with ``b`` (6 customers), ``c`` (5), ``d`` (4) and ``gone`` (6, but it is
-    inactive); with ``rare`` by 2 customers only (under the privacy threshold of 3). ``others``
-    sell on their own (bestsellers); ``fresh`` has no sales at all.
-    """
-
-    def __init__(self) -> None:
-        self.main = make_product("Camera", category="Photo > Cameras", price="500.00")
-        self.b = make_product("Memory card", category="Photo > Memory cards", price="20.00")
-        self.c = make_product("Camera bag", category="Photo > Bags", price="45.50")
-        self.d = make_product("Battery", category="Photo > Batteries", price="30.00")
-        self.gone = make_product("Old strap", category="Photo > Straps", active=False)
-        self.rare = make_product("Lens cap", category="Photo > Lenses", price="9.00")
-        self.others = [
-            make_product(f"Coffee {i}", category="Coffee > Beans", price="12.00") for i in range(8)
-        ]
-        self.fresh = make_product("New tripod", category="Photo > Tripods", price="80.00")
-        rows: list[Purchase] = []
-        n = 0
-
-        def order(customer: str, *products: Model) -> None:
-            nonlocal n
-            n += 1
-            rows.extend(
-                Purchase(order_ref=f"O{n}", customer_ref=customer, product=p) for p in products
-            )
-
-        for k, partner in ((6, self.b), (5, self.c), (4, self.d), (6, self.gone)):
-            for i in range(k):
-                order(f"cust-{partner.pk}-{i}", self.main, partner)
-        for i in range(2):
-            order(f"rare-{i}", self.main, self.rare)
-        for j, p in enumerate(self.others):
-            for i in range(10 - j):
-                order(f"coffee-{j}-{i}", p)
-        Purchase.objects.bulk_create(rows)
-        rebuild(trigger="test")
-        cache.clear()
-
-    def sellable_ids(self) -> set[int]:
-        return {int(p.pk) for p in [self.main, self.b, self.c, self.d, self.rare, self.fresh]} | {
-            int(p.pk) for p in self.others
-        }
 
 
 @pytest.fixture

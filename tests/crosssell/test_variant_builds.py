@@ -101,7 +101,7 @@ def test_a_variant_gets_a_ready_build_of_its_strategy_and_the_live_one_stays(
     assert build.state == READY and build.published_at is None
     assert build.trigger == Build.VARIANT_TRIGGER
     assert build.parameters["strategy"] == "popularity"
-    assert build.parameters["variant"] == variant.pk
+    assert build.variant_id == variant.pk
     assert build.counts["recommendations"] > 0
     variant.refresh_from_db()
     assert variant.build_id == build.pk

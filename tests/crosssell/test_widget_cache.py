@@ -21,7 +21,7 @@ from crosssell.models import Experiment, Impression, Variant, product_field
 from crosssell.services import tracking
 from crosssell.services.products import catalog_changed, products
 from crosssell.templatetags.crosssell import add_to_cart_url, marks
-from tests.crosssell.test_templatetags import FBT, Shop
+from tests.crosssell.widget_shop import FBT, Shop
 from tests.widgets import widgets
 
 pytestmark = pytest.mark.django_db

@@ -141,7 +141,7 @@ def backfill(*, since: datetime | None = None, batch: int = 2000) -> BackfillRes
         orders += len(chunk)
         lines += len(objs)
     if created:
-        transaction.on_commit(cs_cache.bump)
+        cs_cache.bump_on_commit()
     return BackfillResult(orders, lines, created)
 
 

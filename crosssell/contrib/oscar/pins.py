@@ -14,7 +14,7 @@ from django.db import transaction
 from oscar.core.loading import get_model
 
 from crosssell.models import Recommendation
-from crosssell.services.curation import bump_on_commit
+from crosssell.services.cache import bump_on_commit
 
 OSCAR = "oscar"
 FBT = Recommendation.Kind.BOUGHT_TOGETHER

@@ -22,7 +22,7 @@ from oscar.core.loading import get_model
 
 from crosssell.contrib.oscar import orders, pins
 from crosssell.services import tracking
-from crosssell.signals import bump_on_commit
+from crosssell.signals import bump_on_change
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +59,11 @@ def connect() -> None:
         model = get_model(app, name)
         for signal in (post_save, post_delete):
             signal.connect(
-                bump_on_commit, sender=model, dispatch_uid=f"crosssell-oscar-{app}.{name}-{signal}"
+                bump_on_change, sender=model, dispatch_uid=f"crosssell-oscar-{app}.{name}-{signal}"
             )
     product = get_model("catalogue", "Product")
     m2m_changed.connect(
-        bump_on_commit,
+        bump_on_change,
         sender=product.categories.through,
         dispatch_uid="crosssell-oscar-product-categories",
     )

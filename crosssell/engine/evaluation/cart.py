@@ -7,22 +7,33 @@ its first ``n // 2`` products are the cart, the rest are relevant. A strategy ra
 the cart; the first 10 not in the cart are kept, empty slots filled with training popularity.
 
 The peers follow ``cart_eval.py`` (same sums in the same order, same ties). ``served`` is what
-the cart widget does with the default strategy's stored lists
-(:func:`crosssell.services.serving.ranked_slots`); the ``cart-*`` rows are candidates.
+the cart widget does (:func:`crosssell.services.serving.ranked_slots`): a cart of several
+products sums their stored cart vectors (:mod:`crosssell.engine.cart`, the same functions with
+the same shrink, length and privacy threshold as a build), a one-product cart shows that
+product's stored list (the default strategy's, ranked as a build ranks it); the ``cart-*`` rows
+are candidates, ``cart-fused-lists`` what the widget served before the vectors.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
 from crosssell.engine.base import IntArray, ItemRecommender
+from crosssell.engine.cart import (
+    DEFAULT_LENGTH,
+    DEFAULT_LIFT,
+    DEFAULT_SHRINK,
+    CartVectors,
+    cart_vectors,
+    score_cart,
+)
 from crosssell.engine.evaluation import metrics
 from crosssell.engine.evaluation.data import Catalog, PurchaseLog
 from crosssell.engine.evaluation.fbt import (
@@ -33,6 +44,10 @@ from crosssell.engine.evaluation.fbt import (
     split_orders,
 )
 
+if TYPE_CHECKING:
+    from crosssell.engine.ranking import EvidenceCounts
+from crosssell.engine.registry import FALLBACK_STRATEGIES
+
 K = 10
 MIN_BASKET = 3
 #: ``cart_eval.dense_top``: candidates kept per cart before the cart's own items are removed.
@@ -40,15 +55,25 @@ TOP = 4 * K
 #: The peer's fused lists: 12 co-count companions per product, reciprocal rank with k = 60.
 PEER_LIST_LENGTH = 12
 PEER_RRF_K = 60
-#: The served cart (crosssell.services.serving): CROSSSELL_LIST_LENGTH, RRF_K, FALLBACK_WEIGHT.
+#: The served cart (crosssell.services.serving): CROSSSELL_LIST_LENGTH, RRF_K, FALLBACK_WEIGHT
+#: (a one-product cart's list, and the fusion of a build without cart vectors), the cart
+#: vectors' defaults and CROSSSELL_MIN_CUSTOMERS's default (the privacy threshold).
+SERVED_MIN_CUSTOMERS = 3
+SERVED_SHRINK = DEFAULT_SHRINK
+SERVED_LIFT = DEFAULT_LIFT
+SERVED_LENGTH = DEFAULT_LENGTH
 SERVED_LIST_LENGTH = 12
 SERVED_RRF_K = 5
 SERVED_FALLBACK_WEIGHT = 0.2
-SERVED_FALLBACKS = frozenset({"popularity", "category_popularity", "bestsellers"})
+SERVED_FALLBACKS = FALLBACK_STRATEGIES  # the served rule itself (crosssell.engine.registry)
 #: ``cart-shrunk-conditional``'s prior, in orders: best of 0, 2, 5, 10, 20, 50 on the CART-v1
 #: validation carts carved from the training orders (summed gain over both data sets).
 SHRINK = 20.0
 CHUNK = 512
+#: ``cart-vectors-lift``: the served cart with a stronger popularity penalty, the best of shrink
+#: 10/20/50/100 x lift 0-0.4 on instacart's validation carts (``benchmarks/tune_cart.py``).
+LIFTED_SHRINK = 20.0
+LIFTED_LIFT = 0.3
 
 Ranked = list[IntArray]
 
@@ -262,20 +287,86 @@ class CartContext:
         self.cart_items = sorted({int(i) for c in split.carts for i in c.tolist()})
         self._build_default = build_default
         self._default: ItemRecommender | None = None
+        self._served_default: ItemRecommender | None = None
+        self._counts: EvidenceCounts | None = None
+        self._vectors: dict[tuple[float, float, int], CartVectors] = {}
+
+    def _new_default(self) -> ItemRecommender:
+        """An unfitted default FBT strategy."""
+        if self._build_default is not None:
+            return self._build_default()
+        from crosssell.engine.registry import DEFAULT_STRATEGY, build_strategy
+
+        est = build_strategy(DEFAULT_STRATEGY)
+        if not isinstance(est, ItemRecommender):
+            raise TypeError("the default strategy is not an item recommender")
+        return est
 
     def default(self) -> ItemRecommender:
         """The default FBT strategy, fitted once on the training part."""
         if self._default is None:
-            if self._build_default is None:
-                from crosssell.engine.registry import DEFAULT_STRATEGY, build_strategy
-
-                est = build_strategy(DEFAULT_STRATEGY)
-                if not isinstance(est, ItemRecommender):
-                    raise TypeError("the default strategy is not an item recommender")
-            else:
-                est = self._build_default()
-            self._default = est.fit(self.split.fbt.train)
+            self._default = self._new_default().fit(self.split.fbt.train)
         return self._default
+
+    def counts(self) -> EvidenceCounts:
+        """The training part's exact co-counts over orders and customers, as a build keeps them
+        (:class:`~crosssell.engine.ranking.EvidenceCounts`), counted once."""
+        if self._counts is None:
+            from crosssell.engine.ranking import EvidenceCounts
+
+            self._counts = EvidenceCounts(self.split.fbt.train)
+        return self._counts
+
+    def served_vectors(
+        self, shrink: float = SERVED_SHRINK, lift: float = SERVED_LIFT, length: int = SERVED_LENGTH
+    ) -> CartVectors:
+        """Every item's cart vector as a build stores it (:func:`cart_vectors` of the build's
+        co-counts under the privacy threshold; the served shrink, lift and length by default),
+        computed once per setting."""
+        key = (float(shrink), float(lift), int(length))
+        if key not in self._vectors:
+            counts = self.counts()
+            self._vectors[key] = cart_vectors(
+                counts.orders.matrix(),
+                counts.customers.matrix(),
+                shrink=shrink,
+                length=length,
+                lift=lift,
+                min_customers=SERVED_MIN_CUSTOMERS,
+            )
+        return self._vectors[key]
+
+    def served_lists(self, items: list[int]) -> tuple[dict[int, list[int]], dict[int, list[float]]]:
+        """The stored lists of ``items`` as a build ranks them (:func:`compute_rows`: the default
+        strategy fitted under the privacy threshold, its pairs below it dropped, bestsellers
+        filling), and each slot's weight in a fused cart (a fallback strategy's weighs less)."""
+        from crosssell.engine.evidence import MIN_CUSTOMERS_KEY
+        from crosssell.engine.ranking import compute_rows
+        from crosssell.engine.registry import FALLBACK_STRATEGIES
+
+        lists: dict[int, list[int]] = {q: [] for q in items}
+        weights: dict[int, list[float]] = {q: [] for q in items}
+        if not items:
+            return lists, weights
+        counts = self.counts()
+        data = counts.data
+        if self._served_default is None:
+            # a copy of the training data whose fit applies the threshold, as a build's does
+            est = self._new_default()
+            censored = replace(data, extra={**data.extra, MIN_CUSTOMERS_KEY: SERVED_MIN_CUSTOMERS})
+            self._served_default = est.fit(censored)
+        rows = compute_rows(
+            data,
+            self._served_default,
+            SERVED_LIST_LENGTH,
+            SERVED_MIN_CUSTOMERS,
+            items=np.asarray(items, dtype=np.int64),
+            counts=counts,
+        )
+        for q, c, label in zip(rows.src.tolist(), rows.dst.tolist(), rows.strategy, strict=True):
+            lists[q].append(c)  # grouped by source, ranks in order
+            weights[q].append(SERVED_FALLBACK_WEIGHT if label in FALLBACK_STRATEGIES else 1.0)
+        return lists, weights
 
     def default_conditional(self) -> sp.csr_matrix:
         """The default strategy's own ``P(c | q)`` estimate, from its full score rows.
@@ -295,7 +386,34 @@ class CartContext:
         return (sp.diags((1 / np.maximum(denom, 1e-12)).astype(np.float32)) @ S).tocsr()
 
 
-def _served(ctx: CartContext) -> Ranked:
+def _served(ctx: CartContext, **vector_parameters: Any) -> Ranked:
+    """The widget today: summed cart vectors; a one-product cart (or one whose products have
+    no vector: none was bought together often enough) gets its stored lists, fused by rank.
+    ``vector_parameters`` (shrink, lift, length) replace the served ones (a candidate)."""
+    vectors = ctx.served_vectors(**vector_parameters).parts()
+    out: Ranked = []
+    need = sorted(
+        {
+            int(q)
+            for c in ctx.split.carts
+            if len(c) == 1 or not any(int(q) in vectors for q in c.tolist())
+            for q in c.tolist()
+        }
+    )
+    lists, weights = ctx.served_lists(need)
+    for cart in ctx.split.carts:
+        sources = sorted(int(q) for q in cart.tolist())
+        parts = [vectors[q] for q in sources if q in vectors]
+        if len(sources) > 1 and parts:
+            out.append(score_cart(parts, sources, TOP)[0])
+        else:  # ranked_slots: one source keeps its list's order, several are fused
+            out.append(fused_lists(lists, [cart], SERVED_RRF_K, weights, by_rank=True)[0])
+    return out
+
+
+def _fused_stored_lists(ctx: CartContext) -> Ranked:
+    """What the widget served before the cart vectors: each cart product's stored list fused
+    by reciprocal rank (a bestseller slot weighing less), the default strategy unthresholded."""
     est = ctx.default()
     items = np.asarray(ctx.cart_items, dtype=np.int64)
     got = est.similar_items(items, SERVED_LIST_LENGTH)
@@ -337,6 +455,12 @@ CART_STRATEGIES: dict[str, tuple[bool, bool, Callable[[CartContext], Ranked]]] =
         ),
     ),
     "served": (False, True, _served),
+    "cart-vectors-lift": (
+        False,
+        False,
+        lambda ctx: _served(ctx, shrink=LIFTED_SHRINK, lift=LIFTED_LIFT),
+    ),
+    "cart-fused-lists": (False, False, _fused_stored_lists),
     "cart-sum-conditional": (False, False, lambda ctx: summed_top(ctx.P, ctx.split.carts)),
     "cart-shrunk-conditional": (
         False,
