@@ -249,6 +249,9 @@ CROSSSELL_FORMAT_MONEY = "shop.templatetags.shop_tags.money"
 CROSSSELL_MIN_CUSTOMERS = int(os.environ.get("CROSSSELL_MIN_CUSTOMERS", "3"))
 CROSSSELL_SHARD_SIZE = int(os.environ.get("CROSSSELL_SHARD_SIZE", "50000"))
 CROSSSELL_LOCK_TTL = int(os.environ.get("CROSSSELL_LOCK_TTL", "120"))
+# Each rebuild tunes itself and measures its offline metrics (on by default; "0" turns off).
+CROSSSELL_TUNE = os.environ.get("CROSSSELL_TUNE", "1") != "0"
+CROSSSELL_OFFLINE_METRICS = os.environ.get("CROSSSELL_OFFLINE_METRICS", "1") != "0"
 CROSSSELL_INCREMENTAL_DELAY = float(os.environ.get("CROSSSELL_INCREMENTAL_DELAY", "2"))
 # First-party tracking of impressions, clicks and attributed orders (on unless "0").
 CROSSSELL_TRACKING = os.environ.get("CROSSSELL_TRACKING", "1") != "0"

@@ -91,8 +91,8 @@ def start_chord(
     trigger: str, task_id: str, strategy: str | None, shard: int, launch: ChordLauncher
 ) -> int:
     """Extract once, store the matrix, and ``launch`` one shard task per product range."""
-    # The lock outlives this task (the chord's callback releases it): no heartbeat here; each
-    # shard runs one while it works, and a chord whose workers died lets it expire.
+    # The lock outlives this task (the chord's callback releases it): each shard runs a
+    # heartbeat while it works, and a chord whose workers died lets it expire.
     try:
         lock = rebuild_lock(wait=0).take()
     except LockTimeout as exc:
@@ -100,13 +100,17 @@ def start_chord(
     model = resolve_strategy(strategy)
     build = start_build(trigger, task_id, model)
     try:
-        covered = incremental.pending_snapshot()  # applied by this build once it is live
-        ex = extract()
-        save_extracted(build, ex)
-        _save_covered(build, covered)
-        # Tuned once, here: the shards rebuild the tuned strategy from the chosen values (and
-        # the cart vectors read theirs from the build's parameters).
-        _, build.metrics = tune_and_measure(build, ex.data, model)
+        # Beating while this task works (the extraction and the tuning may outlast the TTL);
+        # then extended once more, so the shards have a whole TTL to start their own beats.
+        with lock.keep_alive():
+            covered = incremental.pending_snapshot()  # applied by this build once it is live
+            ex = extract()
+            save_extracted(build, ex)
+            _save_covered(build, covered)
+            # Tuned once, here: the shards rebuild the tuned strategy from the chosen values
+            # (and the cart vectors read theirs from the build's parameters).
+            _, build.metrics = tune_and_measure(build, ex.data, model)
+        lock.refresh()
         n = ex.data.n_items
         ranges = [(a, min(a + shard, n)) for a in range(0, n, shard)]
         build.parameters = {**build.parameters, "shards": len(ranges)}
