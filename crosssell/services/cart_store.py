@@ -240,9 +240,22 @@ def _copy(db: str, build_id: int, rows: list[tuple[int, bytes]]) -> None:
     with connections[db].cursor() as cursor:
         raw = cursor.cursor
         with raw.copy(sql) as copy:
-            copy.set_types(["int8", "int8", "bytea"])
+            # The id columns as the schema has them (a shop's product model may have 32-bit
+            # ids, as django-oscar's does): binary COPY needs each column's exact type.
+            copy.set_types([_pg_type(meta.get_field("build"), db),
+                            _pg_type(meta.get_field("product"), db), "bytea"])  # fmt: skip
             for pid, terms in rows:
                 copy.write_row((build_id, pid, terms))
+
+
+_PG_INTEGERS = {"integer": "int4", "bigint": "int8", "smallint": "int2", "serial": "int4",
+                "bigserial": "int8", "smallserial": "int2"}  # fmt: skip
+
+
+def _pg_type(field: Any, db: str) -> str:
+    """The PostgreSQL type name psycopg's binary ``COPY`` needs for a foreign key's column."""
+    declared = str(field.db_type(connections[db]) or "bigint").split("(")[0].strip().lower()
+    return _PG_INTEGERS.get(declared, declared)
 
 
 @dataclass
