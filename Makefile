@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/crosssell
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: run venv test test-wheel test-django61 test-oscar lint typecheck migrations-check check services bench-import bench-engine bench-rebuild bench-serving bench-tracking bench-broker evaluate clean
+.PHONY: run venv test test-wheel test-django61 test-oscar lint typecheck migrations-check check services bench-import bench-engine bench-rebuild bench-serving bench-tracking bench-broker bench-served evaluate clean
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -81,6 +81,12 @@ bench-tracking: $(STAMP) services
 
 bench-broker: $(STAMP) services
 	$(PY) benchmarks/broker_down.py --database-url $(BENCH_DATABASE_URL)
+
+## Issue 16: what the widgets serve, scored by FBT-v1 and CART-v1 beside the engine (BENCHMARKS.md).
+bench-served: $(STAMP) services
+	$(PY) benchmarks/served.py --data $(DATA)/groceries --database-url $(BENCH_DATABASE_URL)
+	$(PY) benchmarks/served.py --data $(DATA)/instacart --queries 20000 --carts 5000 \
+	  --database-url $(BENCH_DATABASE_URL)
 
 evaluate: $(STAMP)
 	for d in instacart groceries; do \
