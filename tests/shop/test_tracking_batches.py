@@ -111,7 +111,9 @@ def serve(env: dict[str, str], *options: str) -> tuple[subprocess.Popen[bytes], 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"{base}/?widgets=0", timeout=2):
+            # A long timeout: a retried readiness check would be a second request, and the
+            # max-requests test counts them (a worker's first request imports the app).
+            with urllib.request.urlopen(f"{base}/?widgets=0", timeout=30):
                 return server, base
         except OSError:
             time.sleep(0.2)
