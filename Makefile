@@ -23,8 +23,8 @@ run: $(STAMP)
 	env -u DATABASE_URL -u REDIS_URL $(PY) manage.py shop_demo --if-empty
 	env -u DATABASE_URL -u REDIS_URL $(PY) manage.py runserver 127.0.0.1:8000
 
-## The whole test suite against PostgreSQL and Redis, after lint, types and migrations: the main suite, the swapped-product run, the wheel and the Oscar shop, with the Django 6.1
-## run beside them (scripts/test-all.sh).
+## The whole test suite against PostgreSQL and Redis, after lint, types and migrations, in two lanes: the main suite and the Oscar shop;
+## beside them the Django 6.1 run, the swapped-product run and the wheel (scripts/test-all.sh).
 test: $(STAMP) services check
 	TEST_DATABASE_URL=$(TEST_DATABASE_URL) TEST_REDIS_URL=$(TEST_REDIS_URL) VENV=$(VENV) bash scripts/test-all.sh
 
