@@ -9,8 +9,12 @@
 
 Both are queued (no database write in the request) and remembered in the session for
 checkout's attribution, once the view has answered with a status below 400: a request that
-failed CSRF, was throttled or named no product records nothing. Add it after the session
-middleware: ``"crosssell.middleware.TrackingMiddleware"``.
+failed CSRF, was throttled or named no product records nothing. The request's events (these
+and the widgets' impressions) carry a hash of the client's address to the queue, where the
+storefront's limits per address and per visitor count them as they are written
+(:func:`crosssell.services.outbox.within_limits`); beyond them nothing is recorded and the page
+is served the same. Add it after the session middleware:
+``"crosssell.middleware.TrackingMiddleware"``.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from django.http import HttpRequest, HttpResponse
 
 from crosssell.conf import settings
 from crosssell.models import Event
-from crosssell.services import tracking
+from crosssell.services import ratelimit, tracking
 from crosssell.services.ids import parse_id
 
 PARAM = "cs"
@@ -43,13 +47,18 @@ class TrackingMiddleware:
         known = request.COOKIES.get(tracking.COOKIE, "")
         fresh = not tracking.valid_visitor(known)
         request.crosssell_visitor = secrets.token_hex(16) if fresh else known  # type: ignore[attr-defined]
-        with tracking.collecting():
+        with tracking.collecting() as held:
             response = self.get_response(request)
             # Recorded after the view, and only for a request that passed CSRF and succeeded: a
             # forged cross-site post (403), a missing product (404) or a throttled one (429)
             # records nothing and writes no session.
             if hasattr(request, "session") and response.status_code < 400:
                 self.record(request)
+            # The storefront's events count against the limits per address and per visitor
+            # when they are written (outbox.within_limits), not here: the page pays nothing.
+            # The API's events/ limited its own per request.
+            if held.payload and not getattr(request, ratelimit.LIMITED, False):
+                held.origin = ratelimit.client_address(request) or "-"
         if fresh and getattr(request, "crosssell_visitor_used", False):
             response.set_cookie(
                 tracking.COOKIE,

@@ -194,6 +194,10 @@ REST_FRAMEWORK = {
         "user": os.environ.get("API_THROTTLE_USER", "1200/minute"),
         # The recommendation endpoints (a storefront calls them on every page).
         "crosssell": os.environ.get("API_THROTTLE_CROSSSELL", "600/minute"),
+        # The storefront's impressions, clicks and add-to-carts, counted as they are written
+        # (beyond the rate they are not recorded; the page is served as usual). Empty: no limit.
+        "crosssell_storefront_address": os.environ.get("STOREFRONT_EVENTS_ADDRESS", "600/minute"),
+        "crosssell_storefront_visitor": os.environ.get("STOREFRONT_EVENTS_VISITOR", "120/minute"),
     },
     # The proxies in front of the site that append to X-Forwarded-For (nginx, a load balancer):
     # the throttles key on the address they vouch for. 0: the header is ignored, REMOTE_ADDR is

@@ -13,7 +13,13 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, F, Q
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+)
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -22,6 +28,7 @@ from django.views.decorators.http import require_POST
 
 from crosssell.models import Product, user_customer_ref
 from crosssell.services import tracking
+from crosssell.services.ids import parse_id
 from crosssell.services.products import catalog_changed
 from crosssell.services.purchases import Line, record_order
 from shop.cart import MAX_QUANTITY, Cart
@@ -141,6 +148,11 @@ def cart_add(request: HttpRequest) -> HttpResponse:
     tracking.added_to_cart(request, ())  # a refused form records no add-to-cart
     form = CartAddForm(request.POST)
     if not form.is_valid():
+        # A product_id that is not an id (letters, 20 digits) comes from no form of the shop's:
+        # a malformed request, 400. A quantity out of range is the visitor's, told on the page.
+        raw = request.POST.getlist("product_id")
+        if any(parse_id(str(v).strip()) is None for v in raw):
+            return HttpResponseBadRequest("product_id: not a product id.")
         for error in form.errors.get("quantity", []):
             messages.error(request, f"Quantity: {error}")
         for error in form.non_field_errors():

@@ -6,6 +6,14 @@ rotating ``X-Forwarded-For`` buys nothing) and per visitor (the one the request 
 rates are DRF scopes, ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["crosssell_events_address"]``
 and ``["crosssell_events_visitor"]``, with the defaults below; ``None`` switches one off. A
 storefront that posts for all its visitors from one server raises the address rate.
+
+The storefront's own events (the impressions of widgets rendered in HTML pages, the clicks of
+their ``?cs=&csp=`` links and the add-to-carts of their forms, recorded by
+:class:`crosssell.middleware.TrackingMiddleware`) are limited too, counted in events rather than
+requests and when they are written (:func:`crosssell.services.outbox.write`), so the page pays
+nothing for it: per client address, ``["crosssell_storefront_address"]``, and per visitor,
+``["crosssell_storefront_visitor"]``. Events beyond a rate are not recorded; the page is served
+all the same. Purchases are never limited (checkout is the shop's to throttle).
 """
 
 from __future__ import annotations
@@ -23,8 +31,15 @@ logger = logging.getLogger(__name__)
 
 ADDRESS_SCOPE = "crosssell_events_address"
 VISITOR_SCOPE = "crosssell_events_visitor"
-#: Requests (of up to 50 events each) per address and per visitor, when the project sets none.
-DEFAULT_RATES = {ADDRESS_SCOPE: "600/minute", VISITOR_SCOPE: "120/minute"}
+STOREFRONT_ADDRESS_SCOPE = ratelimit.STOREFRONT_ADDRESS
+STOREFRONT_VISITOR_SCOPE = ratelimit.STOREFRONT_VISITOR
+#: Requests (of up to 50 events each) per address and per visitor, when the project sets none;
+#: the storefront's scopes count events (a product page with two widgets records two).
+DEFAULT_RATES = {
+    ADDRESS_SCOPE: "600/minute",
+    VISITOR_SCOPE: "120/minute",
+    **ratelimit.STOREFRONT_DEFAULTS,
+}
 
 
 def rate(scope: str) -> ratelimit.Rate | None:
@@ -42,6 +57,8 @@ def rate(scope: str) -> ratelimit.Rate | None:
 
 def check_address(request: Request) -> None:
     """Count one request of the client's address; 429 beyond the rate."""
+    # Its events are limited here, per request: the storefront's limits do not count them.
+    setattr(request._request, ratelimit.LIMITED, True)
     _check(ADDRESS_SCOPE, ratelimit.client_address(request._request), "this address")
 
 

@@ -5,6 +5,11 @@ with a foreign key to its order). :func:`backfill_from_queryset` reads those lin
 lookups, one streaming query, and writes :class:`~crosssell.models.Purchase` rows in batches;
 an order already recorded (by checkout, a previous backfill or the importer) is skipped whole,
 so running it again, or after checkout has started recording, adds nothing twice.
+
+Each order gets its identity by checkout's rule (:mod:`crosssell.services.identity`): a
+customer's orders count as the customer, a guest's under one email (``email=``, stored as its
+keyed hash only) as one person, and as the customer once an account ordered with that email, so
+backfilled guest orders cannot make a pair look bought by more people than it was.
 """
 
 from __future__ import annotations
@@ -17,12 +22,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import models, transaction
-from django.db.models import Model, QuerySet
+from django.db.models import Case, CharField, Min, Model, QuerySet, Value, When
 from django.utils import timezone
 from tqdm import tqdm
 
 from crosssell.models import Purchase
 from crosssell.services import cache as cs_cache
+from crosssell.services.identity import email_key
 
 #: Order lines read and written per batch (whole orders: a batch never splits one).
 BATCH_LINES = 5_000
@@ -59,6 +65,7 @@ def backfill_from_queryset(
     unit_price: str | None = "unit_price",
     purchased_at: str | None = None,
     customer: str | None = None,
+    email: str | None = None,
     batch_lines: int = BATCH_LINES,
     progress: bool = False,
 ) -> BackfillReport:
@@ -81,6 +88,12 @@ def backfill_from_queryset(
     customer
         Lookup of the customer's id, e.g. ``"order__user_id"`` (``None`` or an empty value: a
         guest). Use the value checkout records (``user_customer_ref``: the user's primary key).
+    email
+        Lookup of the email the order was placed with, e.g. ``"order__email"`` (``None``: no
+        email). Only its keyed hash is stored (``Purchase.email_key``), as at checkout: a
+        guest's orders under one email count as one customer for the privacy threshold, and as
+        the account's once a customer's order carried that email (orders recorded before
+        included). Without it every guest order counts as a person of its own.
     batch_lines
         Lines per batch; each batch is one transaction and one ``bulk_create``.
     progress
@@ -109,6 +122,7 @@ def backfill_from_queryset(
         "unit_price": unit_price,
         "purchased_at": purchased_at,
         "customer": customer,
+        "email": email,
     }
     used = {name: lk for name, lk in lookups.items() if lk}
     _validate(qs.model, used)
@@ -192,6 +206,7 @@ def _write(batch: dict[str, list[tuple[Any, ...]]], names: list[str]) -> tuple[i
             for row in lines:
                 values = dict(zip(names, row, strict=True))
                 _add_line(merged, ref, values, now)
+        _identify(list(merged.values()))
         created = Purchase.objects.bulk_create(
             list(merged.values()), batch_size=1_000, ignore_conflicts=True
         )
@@ -219,11 +234,56 @@ def _add_line(
     if prev is not None:
         prev.quantity += quantity
         return
+    address = values.get("email")
     merged[ref, pid] = Purchase(
         order_ref=ref,
         customer_ref="" if customer is None else str(customer),
+        email_key=email_key(str(address)) if address else "",
         product_id=pid,
         quantity=quantity,
         unit_price=None if price is None else Decimal(str(price)),
         purchased_at=at,
     )
+
+
+def _identify(rows: list[Purchase]) -> None:
+    """Set each row's identity by checkout's rule (:func:`crosssell.services.identity.resolve`
+    and :func:`~crosssell.services.identity.link_guest_orders`), in bulk for the batch.
+
+    A customer's row is ``u:<customer>``; a guest's with an email is the customer's whose
+    orders (recorded before, or in this batch) carried that email, the smallest reference when
+    several did, else ``e:<email key>``; a row with neither is ``o:<order>``. Guest rows
+    recorded earlier under an email that a customer's order of this batch carries become the
+    customer's (the smallest reference's).
+    """
+    keys = {r.email_key for r in rows if r.email_key}
+    owners: dict[str, str] = {}
+    if keys:
+        owners = dict(
+            Purchase.objects.filter(email_key__in=keys)
+            .exclude(customer_ref="")
+            .values("email_key")
+            .annotate(owner=Min("customer_ref"))
+            .values_list("email_key", "owner")
+        )
+    newly: dict[str, str] = {}  # keys a customer's order of this batch carries
+    for r in rows:
+        if r.customer_ref and r.email_key:
+            first = min(filter(None, (owners.get(r.email_key), r.customer_ref)))
+            owners[r.email_key] = first
+            newly[r.email_key] = first
+    for r in rows:
+        if r.customer_ref:
+            r.identity = f"u:{r.customer_ref}"
+        elif r.email_key:
+            owner = owners.get(r.email_key)
+            r.identity = f"u:{owner}" if owner else f"e:{r.email_key}"
+        else:
+            r.identity = f"o:{r.order_ref}"
+    if newly:
+        Purchase.objects.filter(identity__in=[f"e:{k}" for k in newly]).update(
+            identity=Case(
+                *(When(identity=f"e:{k}", then=Value(f"u:{v}")) for k, v in newly.items()),
+                output_field=CharField(),
+            )
+        )

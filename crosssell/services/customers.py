@@ -211,7 +211,14 @@ class Erased:
     builds_dropped: list[int] = field(default_factory=list)
 
 
-def erase_customer(customer: Customer | str, *, wait: float | None = None) -> Erased:
+class EventQueueUnavailable(RuntimeError):
+    """The event queue (Redis) could not be flushed before an erasure: the customer's visitors'
+    queued events would be written after it. Nothing was erased."""
+
+
+def erase_customer(
+    customer: Customer | str, *, wait: float | None = None, force: bool = False
+) -> Erased:
     """Erase a customer from every crosssell table, and let the shop erase its own rows.
 
     See the module's docstring for what happens to each table. Everything is one transaction,
@@ -226,6 +233,10 @@ def erase_customer(customer: Customer | str, *, wait: float | None = None) -> Er
         A :class:`Customer`, or a customer reference.
     wait
         Seconds to wait for a running rebuild (default ``CROSSSELL_LOCK_WAIT``).
+    force
+        Erase even when the event queue cannot be flushed first (Redis down): the events
+        still queued there, the customer's visitors' included, are written once Redis is back
+        and are not erased (erase again then).
 
     Returns
     -------
@@ -235,13 +246,17 @@ def erase_customer(customer: Customer | str, *, wait: float | None = None) -> Er
     ------
     ValueError
         Neither a reference nor an email.
+    EventQueueUnavailable
+        The event queue could not be flushed (and not ``force``): nothing was erased.
     crosssell.services.locks.LockTimeout
         A rebuild kept the lock for longer than ``wait``.
     """
     from crosssell.services.build import rebuild_lock
 
     who = as_customer(customer)
-    _flush_events()  # events still queued in Redis are written first, to be erased with the rest
+    # Events still queued in Redis are written first, to be erased with the rest; when they
+    # cannot be, an erasure now would leave them to be written after it.
+    _flush_events(refuse=not force)
     with rebuild_lock(wait), transaction.atomic():
         erased = _erase(who)
         cs_cache.bump_on_commit()
@@ -299,16 +314,17 @@ def _served_builds() -> list[int]:
 
 
 def _drop_kept_builds(products: list[int], served: list[int]) -> list[int]:
-    """Delete the builds kept for rollback (ready or failed, not served) that hold a pair among
-    ``products``: their evidence counted the erased customer. Returns their ids."""
+    """Delete the builds kept for rollback (ready or failed, not served) and the running ones
+    that hold a pair among ``products``: their evidence counted the erased customer. Returns
+    their ids. A build still marked running is dead: the erasure holds the rebuild lock, so no
+    build runs now (a crashed one left its state behind)."""
     if len(products) < 2:
         return []
     pair = Recommendation.objects.filter(
         build=OuterRef("pk"), source_id__in=products, target_id__in=products
     )
-    kept = Build.objects.filter(state__in=[Build.State.READY, Build.State.FAILED]).exclude(
-        pk__in=served
-    )
+    states = [Build.State.READY, Build.State.FAILED, Build.State.RUNNING]
+    kept = Build.objects.filter(state__in=states).exclude(pk__in=served)
     ids = list(kept.filter(Exists(pair)).values_list("pk", flat=True))
     others = list(kept.exclude(pk__in=ids).values_list("pk", flat=True))
     ids += cart_store.builds_with_pairs(products, others)
@@ -317,17 +333,29 @@ def _drop_kept_builds(products: list[int], served: list[int]) -> list[int]:
     return sorted(ids)
 
 
-def _flush_events() -> None:
-    """Write the events queued in Redis now, so that what follows sees them all."""
+def _flush_events(*, refuse: bool = False) -> None:
+    """Write the events queued in Redis now, so that what follows sees them all.
+
+    When Redis is down what it holds cannot be read now: an export goes on with what the
+    database has; an erasure (``refuse``) raises :class:`EventQueueUnavailable`, since those
+    events would be written after it.
+    """
     try:
         tracking.flush()
-    except Exception:  # Redis is down: what it holds cannot be read now, nor written later
+    except Exception as exc:
+        if refuse:
+            raise EventQueueUnavailable(
+                f"the event queue could not be flushed ({type(exc).__name__}: {exc}); its "
+                "events, the customer's visitors' among them, would be written after the "
+                "erasure. Nothing erased: retry once Redis answers, or force the erasure."
+            ) from exc
         logger.warning("crosssell could not flush the event queue", exc_info=True)
 
 
 __all__ = [
     "Customer",
     "Erased",
+    "EventQueueUnavailable",
     "as_customer",
     "erase_customer",
     "export_customer",

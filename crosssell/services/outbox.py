@@ -14,6 +14,8 @@ The process-wide state (the outbox, its locks, its ``atexit`` and fork hooks) li
 from __future__ import annotations
 
 import atexit
+import functools
+import hashlib
 import json
 import logging
 import os
@@ -34,6 +36,7 @@ from django.utils.dateparse import parse_datetime
 
 from crosssell.conf import settings
 from crosssell.models import Event, Impression
+from crosssell.services import ratelimit
 
 logger = logging.getLogger("crosssell.services.tracking")  # the logger's name before the split
 QUEUE = "crosssell:events"
@@ -161,24 +164,42 @@ class _Held:
 
     payload: list[str] = field(default_factory=list)
     urgent: bool = False  # more than impressions: sent at once
+    #: The client address the storefront's limits count the events against (set by the
+    #: tracking middleware; "" for events limited otherwise, or not at all).
+    origin: str = ""
 
 
 _pending: ContextVar[_Held | None] = ContextVar("crosssell_pending_events", default=None)
 
 
 @contextmanager
-def collecting() -> Iterator[None]:
+def collecting() -> Iterator[_Held]:
     """Hold the events pushed inside the block and add them to the process's outbox at its end
     (the middleware wraps each request in it): impressions wait there for a batch, a request
-    with a click, an add-to-cart or a purchase sends the outbox at once."""
+    with a click, an add-to-cart or a purchase sends the outbox at once.
+
+    The block may set the returned holder's ``origin`` (the client's address): its events are
+    then queued tagged with a hash of it, for the storefront's limits (:func:`write`).
+    """
     token = _pending.set(_Held())
     try:
-        yield
+        yield _pending.get() or _Held()
     finally:
         held = _pending.get()
         _pending.reset(token)
         if held is not None and held.payload:
-            _queue(held.payload, now=held.urgent)
+            payload = held.payload
+            if held.origin:
+                tag = _origin_tag(held.origin)
+                payload = [tag + p[1:] for p in payload]
+            _queue(payload, now=held.urgent)
+
+
+@functools.lru_cache(maxsize=4096)
+def _origin_tag(address: str) -> str:
+    """The start of a queued event's JSON naming its origin: a hash of the address (the queue
+    keeps no raw address)."""
+    return '{"origin":"' + hashlib.sha256(address.encode()).hexdigest()[:24] + '",'
 
 
 def push(events: Iterable[dict[str, Any]]) -> None:
@@ -235,9 +256,47 @@ def pending() -> int:
     return 0 if redis is None else int(redis.llen(QUEUE) + redis.llen(PROCESSING))
 
 
+#: The events the storefront's limits count (a purchase is never dropped).
+LIMITED_TYPES = frozenset({"impression", Event.Type.CLICK, Event.Type.ADD_TO_CART})
+
+
+def within_limits(events: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events within the storefront's limits, per client address and per visitor.
+
+    Only events queued with an ``origin`` (the tracking middleware's: widgets' impressions,
+    link clicks, form add-to-carts) are counted, in the window of the rate they happened in
+    (:func:`crosssell.services.ratelimit.take`, one pipeline per batch), so the page pays
+    nothing for the limit. The first events of a window are kept, the rest dropped.
+    """
+    tagged = [e for e in events if e.get("origin") and e["type"] in LIMITED_TYPES]
+    if not tagged:
+        return list(events)
+    dropped: set[int] = set()
+    for scope, member in ((ratelimit.STOREFRONT_ADDRESS, "origin"),
+                          (ratelimit.STOREFRONT_VISITOR, "visitor")):  # fmt: skip
+        limit = ratelimit.scope_rate(scope, ratelimit.STOREFRONT_DEFAULTS[scope])
+        if limit is None:
+            continue
+        groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for e in tagged:
+            if id(e) not in dropped:
+                window = int(_when(e).timestamp() // limit.seconds)
+                groups.setdefault((str(e.get(member) or ""), window), []).append(e)
+        allowed = ratelimit.take(scope, {g: len(v) for g, v in groups.items()}, limit)
+        for group, members in groups.items():
+            dropped.update(id(e) for e in members[allowed[group] :])
+    if not dropped:
+        return list(events)
+    logger.info("%d storefront event(s) beyond the rate limits not recorded", len(dropped))
+    return [e for e in events if id(e) not in dropped]
+
+
 @transaction.atomic
 def write(events: Sequence[dict[str, Any]]) -> int:
-    """Bulk-insert events; an event already written (same id) is skipped."""
+    """Bulk-insert events; an event already written (same id) is skipped. Storefront events
+    beyond the limits per address and per visitor are dropped (:func:`within_limits`).
+    Returns how many events were kept."""
+    events = within_limits(events)
     impressions = [
         Impression(
             id=e["id"],

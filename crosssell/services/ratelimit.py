@@ -56,6 +56,33 @@ def client_address(request: HttpRequest) -> str:
     return hops[-min(proxies, len(hops))] or remote
 
 
+#: The storefront's event limits (see :func:`crosssell.services.outbox.write`): DRF throttle
+#: scopes, ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"][scope]``, counted in events per client
+#: address and per visitor, with these defaults (``None`` or ``""`` switches one off).
+STOREFRONT_ADDRESS = "crosssell_storefront_address"
+STOREFRONT_VISITOR = "crosssell_storefront_visitor"
+STOREFRONT_DEFAULTS = {STOREFRONT_ADDRESS: "600/minute", STOREFRONT_VISITOR: "120/minute"}
+#: The attribute set on a request whose events were limited per request already (the API's
+#: ``events/``): the storefront's limits do not count them again.
+LIMITED = "crosssell_events_limited"
+
+
+def scope_rate(scope: str, default: str) -> Rate | None:
+    """The rate of a throttle scope: the project's ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]``
+    entry, else ``default`` (``None``: no limit). Read from Django's settings, so it needs no
+    REST framework; a rate that does not parse counts as ``default``."""
+    rest = getattr(django_settings, "REST_FRAMEWORK", None) or {}
+    rates = rest.get("DEFAULT_THROTTLE_RATES") or {}
+    text = rates.get(scope, default)
+    if not text:
+        return None
+    try:
+        return Rate.parse(str(text))
+    except ValueError:
+        logger.warning("%s: %r is not a rate; using %s", scope, text, default)
+        return Rate.parse(default)
+
+
 @dataclass(frozen=True)
 class Rate:
     """``count`` requests per ``seconds``."""
@@ -107,3 +134,52 @@ def allow(scope: str, key: str, rate: Rate | str | None) -> bool:
     except Exception:
         logger.warning("crosssell rate limit: cache unavailable, not limiting", exc_info=True)
         return True
+
+
+def take(
+    scope: str, counts: dict[tuple[str, int], int], rate: Rate | None
+) -> dict[tuple[str, int], int]:
+    """Count ``n`` events of each ``(key, window)`` in ``scope`` at once; how many of each are
+    within the rate (the first ones of the window are).
+
+    For events counted when they are written rather than when they happen (the storefront's,
+    :func:`crosssell.services.outbox.write`): ``window`` is ``int(event time // rate.seconds)``,
+    so a late write counts an event in the window it happened in. With Redis behind the cache
+    the whole batch is one pipeline; a cache that is down lets everything through.
+    """
+    if rate is None:
+        return dict(counts)
+    ttl = rate.seconds + 3600  # a write may come late (the flush runs behind)
+    cache = caches[settings.CACHE_ALIAS]
+    keyed = {
+        group: cache.make_key(
+            f"crosssell:rl:{scope}:{hashlib.sha256(group[0].encode()).hexdigest()[:32]}:{group[1]}"
+        )
+        for group in counts
+        if group[0]
+    }
+    totals: dict[tuple[str, int], int] = {}
+    try:
+        client = getattr(cache, "_cache", None)
+        if client is not None and hasattr(client, "get_client"):
+            pipe = client.get_client(write=True).pipeline(transaction=False)
+            for group, key in keyed.items():
+                pipe.incrby(key, counts[group])
+                pipe.expire(key, ttl)
+            answers = pipe.execute()
+            totals = {group: int(answers[2 * i]) for i, group in enumerate(keyed)}
+        else:
+            for group, key in keyed.items():
+                cache.add(key, 0, timeout=ttl)
+                totals[group] = int(cache.incr(key, counts[group]))
+    except Exception:
+        logger.warning("crosssell rate limit: cache unavailable, not limiting", exc_info=True)
+        return dict(counts)
+    allowed = {}
+    for group, n in counts.items():
+        if group not in totals:  # an empty key is not counted
+            allowed[group] = n
+            continue
+        before = totals[group] - n
+        allowed[group] = max(0, min(n, rate.count - before))
+    return allowed

@@ -311,6 +311,8 @@ def test_evidence_only_with_the_view_permission(api: APIClient, shop: Shop) -> N
     api.force_login(User.objects.create_user("clerk", is_staff=True))
     assert all(not hidden & set(r) for r in api.get(url, {"limit": 3}).json()["results"])
     assert all(not hidden & set(r) for r in api.get(reverse(ME_URL)).json()["results"])
+    cart = post_cart(api, {"product_ids": [shop.a.pk]}).json()["results"]
+    assert cart and all(not hidden & set(r) for r in cart)
 
     merchant = User.objects.create_user("merchant", is_staff=True)
     merchant.user_permissions.add(Permission.objects.get(codename="view_recommendation"))
@@ -323,6 +325,8 @@ def test_evidence_only_with_the_view_permission(api: APIClient, shop: Shop) -> N
     assert rows[0]["score"] > rows[2]["score"] > 0
     me = api.get(reverse(ME_URL)).json()["results"]
     assert all("evidence" in r for r in me)
+    cart = post_cart(api, {"product_ids": [shop.a.pk]}).json()["results"]
+    assert cart and all("evidence" in r for r in cart)  # the cart endpoint shows it too
 
 
 # --- queries --------------------------------------------------------------------------------

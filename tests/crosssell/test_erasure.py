@@ -145,6 +145,11 @@ def make_scene(via_shop: bool) -> Scene:
         assert Recommendation.objects.filter(
             build_id=build, source_id=scene.pk("A"), target_id=scene.pk("B")
         ).exists(), f"build {build} does not publish A+B"
+    # Updates still waiting for a beat (the broker was down at checkout): the customer's
+    # products' and another product's.
+    PendingUpdate.objects.bulk_create(
+        PendingUpdate(product_id=scene.pk(n)) for n in ("A", "B", "X", "N0")
+    )
     scene.counts = {m.__name__: m._default_manager.count() for m in _models()}
     return scene
 
@@ -262,7 +267,6 @@ def _no_marker_anywhere(scene: Scene) -> None:
 def _check_every_table(scene: Scene) -> None:
     """One rule per crosssell model: a model without a rule fails (decide, then add one)."""
     a, b, c = scene.pk("A"), scene.pk("B"), scene.pk("C")
-    mine = set(scene.products.values())
 
     def product(n: int) -> None:
         assert n == scene.counts["Product"]  # the catalog is not personal
@@ -319,8 +323,10 @@ def _check_every_table(scene: Scene) -> None:
         return check
 
     def pending_update(n: int) -> None:
-        # Done by the erasure itself, not left for a beat.
-        assert not PendingUpdate.objects.filter(product_id__in=[p.pk for p in mine]).exists()
+        # Done by the erasure itself, not left for a beat; another product's waits on.
+        bought = [scene.pk(name) for name in "ABCX"]  # the erased customer's products
+        assert not PendingUpdate.objects.filter(product_id__in=bought).exists()
+        assert list(PendingUpdate.objects.values_list("product_id", flat=True)) == [scene.pk("N0")]
 
     def impression(n: int) -> None:
         assert not Impression.objects.filter(visitor__in=scene.visitors).exists()
@@ -369,6 +375,8 @@ def _check_before(scene: Scene) -> None:
     assert Purchase.objects.filter(order_ref__in=scene.orders).count() == 5
     if scene.via_shop:
         assert _shop_orders().filter(number__in=scene.orders).count() == 2
+    pending = set(PendingUpdate.objects.values_list("product_id", flat=True))
+    assert pending == {scene.pk(n) for n in ("A", "B", "X", "N0")}
     assert scene.pk("B") in _served(scene, "A") and scene.pk("B") in _widget(scene, "A")
     with pytest.raises(AssertionError):
         _no_marker_anywhere(scene)
@@ -457,6 +465,57 @@ def test_a_running_rebuild_holds_the_erasure_back(scene: Scene) -> None:
                 stderr=err,
             )  # fmt: skip
     assert Purchase.objects.filter(order_ref__in=scene.orders).count() == 5
+
+
+def test_a_dead_running_build_that_counted_the_customer_is_dropped(scene: Scene) -> None:
+    # A rebuild that crashed left its build marked running; the erasure holds the rebuild
+    # lock, so it is dead, and its rows counted the customer.
+    Build.objects.filter(pk=scene.kept).update(state=Build.State.RUNNING)
+    erased = erase_customer(Customer(ref=scene.ref, email=EMAIL))
+    assert scene.kept in erased.builds_dropped
+    _check_every_table(scene)
+
+
+class _ClosedPort:
+    """A queue client whose every call fails as a Redis on a closed port does."""
+
+    def __init__(self) -> None:
+        import redis
+
+        self.client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.5)
+
+    def __call__(self) -> Any:
+        return self.client
+
+
+def test_an_unflushable_event_queue_stops_the_erasure(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queued events of the customer's visitors would be written after the erasure: refused,
+    nothing erased, the cause named and the command failing, unless forced."""
+    from crosssell.services import outbox
+    from crosssell.services.customers import EventQueueUnavailable
+
+    _check_before(scene)
+    monkeypatch.setattr(outbox, "_redis", _ClosedPort())
+    with pytest.raises(EventQueueUnavailable, match="event queue could not be flushed"):
+        erase_customer(Customer(ref=scene.ref, email=EMAIL))
+    with pytest.raises(Exception, match=r"Nothing erased: the event queue.*--force") as failed:
+        call_command("crosssell_customer", "erase", scene.ref, "--email", EMAIL, "--yes")
+    assert type(failed.value).__name__ == "CommandError"  # the command exits non-zero
+    assert Purchase.objects.filter(order_ref__in=scene.orders).count() == 5
+    assert Event.objects.filter(visitor__in=scene.visitors).exists()
+    assert PendingUpdate.objects.filter(product_id=scene.pk("A")).exists()
+    if scene.via_shop:
+        assert _shop_orders().filter(number__in=scene.orders).count() == 2
+    assert scene.pk("B") in _served(scene, "A")
+    # Forced: everything crosssell holds goes (what the queue held is written later).
+    out = StringIO()
+    call_command(
+        "crosssell_customer", "erase", scene.ref, "--email", EMAIL, "--yes", "--force", stdout=out
+    )
+    assert "Erased 5 order line(s)" in out.getvalue()
+    _check_every_table(scene)
 
 
 def test_a_customer_is_required(db: None) -> None:

@@ -7,6 +7,7 @@ stream of events arrives."""
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -287,6 +288,82 @@ def test_events_are_limited_per_address_whatever_the_headers(
         answers.append(response.status_code)
     assert answers == [202] * 5 + [429] * 2
     assert "this address" in response.json()["detail"]
+
+
+LINK = re.compile(r'href="(/products/\d+/\?cs=([^"&]+)&(?:amp;)?csp=\d+)"')
+CSRF = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
+
+
+def storefront_rates(settings: Any, address: str | None, visitor: str | None) -> None:
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]}
+    rates.update(crosssell_storefront_address=address, crosssell_storefront_visitor=visitor)
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
+
+
+def browse(client: Client, product: Any, **headers: str) -> str:
+    """Show the product's page and follow its widget's first link (a click); the page's HTML
+    with the per-impression tokens and the CSRF token taken out."""
+    page = client.get(f"/products/{product.pk}/", **headers)
+    assert page.status_code == 200
+    html = page.content.decode()
+    links = LINK.findall(html)
+    assert links, html[:500]
+    assert client.get(links[0][0].replace("&amp;", "&"), **headers).status_code == 200
+    for _, token in links:
+        html = html.replace(token, "TOKEN")
+    return CSRF.sub("", html)
+
+
+def recorded() -> int:
+    tracking.flush()
+    return Impression.objects.count() + Event.objects.count()
+
+
+@pytest.mark.skipif(not SHOP, reason="the sample shop's product page and its widgets")
+def test_storefront_events_are_limited_per_address_whatever_the_headers(
+    shop: dict[str, Any], settings: Any
+) -> None:
+    """Fresh cookie-less visitors from one address, each with another X-Forwarded-For, see a
+    product page (an impression per widget) and click a widget's link: at most the address's
+    rate of events is recorded, and every page is served the same."""
+    storefront_rates(settings, address="10/day", visitor="100/day")
+    pages = []
+    for n in range(20):  # 20 pages, 20 clicks and their 20 pages: 100 events
+        client = Client(REMOTE_ADDR="203.0.113.50")
+        pages.append(browse(client, shop["a"], HTTP_X_FORWARDED_FOR=f"10.0.{n}.1"))
+    assert recorded() == 10
+    assert all(page == pages[0] for page in pages)
+    # Another address has its own count.
+    browse(Client(REMOTE_ADDR="203.0.113.51"), shop["a"])
+    widgets = pages[0].count(' data-crosssell="')  # the link leads to a page as rich
+    assert widgets == 2 and recorded() == 10 + 2 * widgets + 1
+
+
+@pytest.mark.skipif(not SHOP, reason="the sample shop's product page and its widgets")
+def test_storefront_events_are_limited_per_visitor(shop: dict[str, Any], settings: Any) -> None:
+    storefront_rates(settings, address=None, visitor="4/day")
+    client = Client(REMOTE_ADDR="203.0.113.60")
+    pages = {browse(client, shop["a"]) for _ in range(5)}  # 25 events of one visitor
+    assert len(pages) == 1
+    assert recorded() == 4
+    visitors = set(Impression.objects.values_list("visitor", flat=True))
+    assert visitors == {client.cookies[tracking.COOKIE].value}
+    # Another visitor at the same address is counted on its own.
+    browse(Client(REMOTE_ADDR="203.0.113.60"), shop["a"])
+    assert recorded() == 8
+
+
+def test_api_events_are_not_counted_again_by_the_storefront_limits(
+    shop: dict[str, Any], settings: Any
+) -> None:
+    storefront_rates(settings, address="1/day", visitor="1/day")
+    api = cookie_client(api=True)
+    for _ in range(3):
+        token = fbt(api, shop["a"].pk)["impression"]
+        body = {"events": [{"type": "impression", "impression": token}]}
+        assert events(body, api).status_code == 202
+    tracking.flush()
+    assert Impression.objects.count() == 3
 
 
 # --------------------------------------------------------------------------- the report

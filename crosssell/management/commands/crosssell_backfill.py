@@ -16,7 +16,9 @@ class Command(BaseCommand):
     help = (
         "Record the lines of an order-line model (--model app.OrderLine) as crosssell purchases, "
         "reading each value through an ORM lookup from the line. Orders already recorded are "
-        "skipped, so running it again adds nothing. Run crosssell_rebuild afterwards."
+        "skipped, so running it again adds nothing. Give --customer and --email so that each "
+        "person counts once for the privacy threshold (without --email every guest order is "
+        "a person of its own). Run crosssell_rebuild afterwards."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -31,6 +33,12 @@ class Command(BaseCommand):
             "--purchased-at", help="Lookup of the order's date, e.g. order__created_at."
         )
         parser.add_argument("--customer", help="Lookup of the customer id, e.g. order__user_id.")
+        parser.add_argument(
+            "--email",
+            help="Lookup of the order's email, e.g. order__email: a guest's orders under one "
+            "email count as one customer (and as the account's that ordered with it); only a "
+            "keyed hash is stored.",
+        )
         parser.add_argument("--batch", type=int, default=5_000, help="Lines per transaction.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -54,6 +62,7 @@ class Command(BaseCommand):
                 unit_price=options["unit_price"] or None,
                 purchased_at=options["purchased_at"] or None,
                 customer=options["customer"] or None,
+                email=options["email"] or None,
                 batch_lines=options["batch"],
                 progress=options["verbosity"] > 0,
             )

@@ -28,6 +28,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--yes", action="store_true", help="Erase without asking.")
         parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Erase even when the event queue (Redis) cannot be flushed first; the events "
+            "still queued there are written once Redis is back and are not erased.",
+        )
+        parser.add_argument(
             "--wait",
             type=float,
             default=None,
@@ -35,7 +41,12 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from crosssell.services.customers import Customer, erase_customer, export_customer
+        from crosssell.services.customers import (
+            Customer,
+            EventQueueUnavailable,
+            erase_customer,
+            export_customer,
+        )
         from crosssell.services.locks import LockTimeout
 
         try:
@@ -53,9 +64,11 @@ class Command(BaseCommand):
             if answer.strip().lower() not in {"y", "yes"}:
                 raise CommandError("Nothing erased.")
         try:
-            erased = erase_customer(who, wait=options["wait"])
+            erased = erase_customer(who, wait=options["wait"], force=options["force"])
         except LockTimeout as exc:
             raise CommandError(f"A rebuild is running; nothing erased ({exc}).") from exc
+        except EventQueueUnavailable as exc:
+            raise CommandError(f"Nothing erased: {exc} (--force to erase anyway).") from exc
         self.stdout.write(
             self.style.SUCCESS(
                 f"Erased {erased.purchases} order line(s) in {len(erased.orders)} order(s) of "
