@@ -19,3 +19,19 @@ class CrosssellConfig(AppConfig):
         signals.connect()
         # A checkout's update task goes out through Celery; the service knows only this hook.
         incremental.set_sender(tasks.queue_process_pending)
+        use_own_celery_app_unless_the_project_has_one()
+
+
+def use_own_celery_app_unless_the_project_has_one() -> None:
+    """Make ``crosssell.celery_app`` the current and default Celery app when the project created
+    none (Celery's fallback app is current): crosssell's ``shared_task``s are then sent with it,
+    from every thread. A project's own app (its ``celery.py``, loaded with its settings) stays."""
+    from celery import current_app
+
+    from crosssell.tasks import is_fallback_app
+
+    if is_fallback_app(current_app._get_current_object()):
+        from crosssell.celery_app import app
+
+        app.set_default()  # every thread's app
+        app.set_current()  # this thread's, which Celery looks at first

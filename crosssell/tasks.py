@@ -135,9 +135,10 @@ def queue_process_pending(countdown: float) -> None:
     A checkout calls it after its commit, so with the broker down it gives up after one
     connection attempt (bounded by the broker's connect timeout) instead of kombu's retries,
     which sleep 2 s between attempts; it raises ``BrokerUnavailable`` and the order's products
-    stay pending. Without a Celery app of the project's own nothing is sent: Celery's fallback
-    app would publish to ``amqp://localhost``, where no worker of this project listens
-    (``crosssell.W050``).
+    stay pending. Without a broker configured (no ``CELERY_BROKER_URL``) nothing is sent:
+    Celery would publish to its default ``amqp://guest@localhost//``, where no worker of this
+    project listens (``crosssell.W050``, ``crosssell.W051``); nor with Celery's fallback app,
+    which reads no settings (``crosssell.apps`` replaces it with ``crosssell.celery_app``).
     """
     from crosssell.services.incremental import BrokerUnavailable
 
@@ -146,7 +147,11 @@ def queue_process_pending(countdown: float) -> None:
         process_pending.apply_async(countdown=countdown, ignore_result=True)  # runs right here
         return
     if is_fallback_app(app):
-        raise BrokerUnavailable("no Celery app is configured: add the project's celery.py")
+        raise BrokerUnavailable("no Celery app: Celery's fallback app reads no settings")
+    if not app.conf.broker_url:
+        raise BrokerUnavailable(
+            f"the Celery app {app.main!r} has no broker configured: set CELERY_BROKER_URL"
+        )
     try:
         with app.producer_or_acquire() as producer:
             producer.connection.ensure_connection(max_retries=0)
@@ -161,8 +166,9 @@ def queue_process_pending(countdown: float) -> None:
 
 
 def is_fallback_app(app: Any) -> bool:
-    """Whether ``app`` is the app Celery makes up when the project created none (no
-    ``celery.py``): it reads no Django settings and no worker runs it."""
+    """Whether ``app`` is the app Celery makes up when no app was created: it reads no Django
+    settings and no worker runs it (``crosssell.apps`` puts ``crosssell.celery_app`` in its
+    place when the project has no ``celery.py``)."""
     return bool(app.main == "default" and not app.fixups)
 
 

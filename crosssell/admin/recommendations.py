@@ -68,37 +68,27 @@ class BuildFilter(admin.SimpleListFilter):
         build_id = parse_id(value)
         if build_id is not None:
             return queryset.filter(build_id=build_id)
-        if value:
-            return queryset.none()  # ?build=<20 digits> or ?build=x: no such build
+        if value:  # ?build=<20 digits> or ?build=x: not a build's id, a malformed request
+            raise BadRequest(f"build={value[:30]!r}: not a build (live, curated or an id).")
         return queryset
 
 
 class SourceCategoryFilter(admin.SimpleListFilter):
-    """The source product's category (the mapped ``category`` field)."""
+    """The source product's category, among the catalog's (``Catalog.category_names``; with
+    django-oscar, the paths of Oscar's tree, a product with several under each)."""
 
     title = "category"
     parameter_name = "category"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        catalog = get_catalog()
-        column = catalog.column("category")
-        if not column:
-            return []
-        values = (
-            catalog.products()
-            .exclude(**{f"{column}__isnull": True})
-            .exclude(**{column: ""})
-            .order_by(column)
-            .values_list(column, flat=True)
-            .distinct()[:200]
-        )
-        return [(str(v), str(v)) for v in values]
+        return [(name, name) for name in get_catalog().category_names()]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
         if value and "\x00" in value:  # PostgreSQL refuses NUL in a query; no category has one
             return queryset.none()
-        if value and get_catalog().column("category"):
+        if value:
+            # (no filter at all when the catalog has no categories)
             return queryset.filter(get_catalog().category_q(value, "source__"))
         return queryset
 

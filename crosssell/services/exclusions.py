@@ -6,13 +6,21 @@ effect at once, before the next build); :func:`excluded_pairs` and its kin answe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from crosssell.models import Exclusion
 from crosssell.services import cache as cs_cache
 from crosssell.services.catalog import get_catalog
-from crosssell.services.products import products
+
+#: A product's categories: one path ("" for none), or all of them.
+Categories = str | Collection[str]
+
+
+def _names(value: Categories) -> Collection[str]:
+    if isinstance(value, str):
+        return (value,) if value else ()
+    return value
 
 
 @dataclass(frozen=True)
@@ -29,13 +37,26 @@ class Rules:
             self.products or self.product_category or self.category_product or self.categories
         )
 
-    def excluded(self, src: int, src_cat: str, dst: int, dst_cat: str) -> bool:
-        """Whether recommending ``dst`` with ``src`` is excluded."""
+    @property
+    def by_category(self) -> bool:
+        """Whether some exclusion names a category (then products' categories are needed)."""
+        return bool(self.product_category or self.category_product or self.categories)
+
+    def excluded(self, src: int, src_cats: Categories, dst: int, dst_cats: Categories) -> bool:
+        """Whether recommending ``dst`` with ``src`` is excluded.
+
+        ``src_cats`` and ``dst_cats`` are the products' categories: one path, or every path of
+        a product with several (an exclusion by category applies when any of them matches).
+        """
+        if (src, dst) in self.products:
+            return True
+        if not self.by_category:
+            return False
+        sources, targets = _names(src_cats), _names(dst_cats)
         return (
-            (src, dst) in self.products
-            or (src, dst_cat) in self.product_category
-            or (src_cat, dst) in self.category_product
-            or (src_cat, dst_cat) in self.categories
+            any((src, c) in self.product_category for c in targets)
+            or any((c, dst) in self.category_product for c in sources)
+            or any((a, b) in self.categories for a in sources for b in targets)
         )
 
 
@@ -73,11 +94,12 @@ def load_rules(cached: bool = True) -> Rules:
 def mask(
     rules: Rules,
     src: Sequence[int],
-    src_cat: Sequence[str],
+    src_cat: Sequence[Categories],
     dst: Sequence[int],
-    dst_cat: Sequence[str],
+    dst_cat: Sequence[Categories],
 ) -> list[bool]:
-    """For parallel sequences of pairs, ``True`` where the pair is excluded."""
+    """For parallel sequences of pairs, ``True`` where the pair is excluded (each product's
+    categories as :meth:`Rules.excluded` takes them)."""
     if not rules:
         return [False] * len(src)
     return [
@@ -86,13 +108,10 @@ def mask(
     ]
 
 
-def _categories(ids: Iterable[int]) -> dict[int, str]:
-    column = get_catalog().column("category")
-    ids = {int(i) for i in ids}
-    if not column or not ids:
-        return {}
-    rows = products().filter(pk__in=ids).values_list("pk", column)
-    return {int(pk): str(cat) if cat is not None else "" for pk, cat in rows}
+def _categories(ids: Iterable[int]) -> dict[int, tuple[str, ...]]:
+    """Every category of each product (one query; none when the catalog has no categories)."""
+    wanted = {int(i) for i in ids}
+    return get_catalog().categories_for(wanted) if wanted else {}
 
 
 def excluded_pairs(source_ids: Iterable[int], target_ids: Iterable[int]) -> set[tuple[int, int]]:
@@ -107,20 +126,21 @@ def excluded_pairs(source_ids: Iterable[int], target_ids: Iterable[int]) -> set[
     Returns
     -------
     set of (int, int)
-        Forbidden pairs. Costs one query for the products' categories (none when there are
-        no exclusions); the rules themselves are cached per cache generation.
+        Forbidden pairs (an exclusion by category applies when any of a product's categories
+        matches). Costs one query for the products' categories (none when no exclusion names
+        a category); the rules themselves are cached per cache generation.
     """
     sources = sorted({int(s) for s in source_ids})
     targets = sorted({int(t) for t in target_ids})
     rules = load_rules()
     if not rules or not sources or not targets:
         return set()
-    cats = _categories([*sources, *targets])
+    cats = _categories([*sources, *targets]) if rules.by_category else {}
     return {
         (s, t)
         for s in sources
         for t in targets
-        if s != t and rules.excluded(s, cats.get(s, ""), t, cats.get(t, ""))
+        if s != t and rules.excluded(s, cats.get(s, ()), t, cats.get(t, ()))
     }
 
 

@@ -17,6 +17,7 @@ from crosssell.engine.base import ItemRecommender
 from crosssell.engine.ranking import EvidenceCounts, ExcludedFn, also_bought_model, compute_rows
 from crosssell.models import Build, Recommendation
 from crosssell.services import cart_store, exclusions
+from crosssell.services.catalog import get_catalog
 from crosssell.services.extract import Extracted
 from crosssell.services.rows_writer import ProgressFn, write_rows
 
@@ -89,7 +90,10 @@ def exclusion_filter(ex: Extracted) -> ExcludedFn | None:
     if not rules:
         return None
     pids = ex.product_ids
-    cats = ex.data.content.categories if ex.data.content else [""] * len(pids)
+    # Every category of each product (an exclusion by category matches any of them): one
+    # query over the catalog, only when some exclusion names a category.
+    by_pk = get_catalog().categories_for() if rules.by_category else {}
+    cats: list[tuple[str, ...]] = [by_pk.get(int(pk), ()) for pk in pids.tolist()]
 
     def excluded(src: npt.NDArray[np.int64], dst: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         flags = exclusions.mask(

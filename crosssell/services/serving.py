@@ -319,6 +319,13 @@ def _choose(
     loaded = catalog.load([s.product_id for s in pool] + sources)
     rules = exclusions.load_rules()
     src_products = [loaded[s] for s in sources if s in loaded]
+    # Every category of each product (an exclusion by category matches any of them), in one
+    # query, for the products as shown (a variant as its parent).
+    cats = (
+        catalog.categories_for({p.pk for p in loaded.values()} | _parent_ids(loaded.values()))
+        if rules.by_category
+        else {}
+    )
     band = _price_band(src_products[0]) if len(src_products) == 1 else None
     chosen: list[Slot] = []
     # Never the product a source is a variant of (nor its siblings, shown as that product).
@@ -333,7 +340,7 @@ def _choose(
         if band is not None and not band[0] <= price_of(product) <= band[1]:
             continue
         if rules and any(
-            rules.excluded(src.pk, category_of(src) or "", product.pk, category_of(product) or "")
+            rules.excluded(src.pk, cats.get(src.pk, ()), product.pk, cats.get(product.pk, ()))
             for src in src_products
         ):
             continue
@@ -344,6 +351,12 @@ def _choose(
         if len(chosen) == limit + SPARE:
             break
     return chosen
+
+
+def _parent_ids(found: Iterable[Model]) -> set[int]:
+    """The primary keys of the loaded products' parents (loaded with them)."""
+    catalog = get_catalog()
+    return {int(parent.pk) for p in found if (parent := catalog.parent_of(p)) is not None}
 
 
 def _customers(slot: Slot) -> int:

@@ -236,14 +236,17 @@ def frequently_bought_together(
         main = card(product, "this item")
         sellable = get_catalog().is_sellable(product)
         bundle = ([main] if sellable else []) + items
+        total = sum((c.price for c in bundle), Decimal("0"))
         return {
             **_base("frequently-bought-together", items),
             "product": main,
             "product_sellable": sellable,
-            "bundle_total": sum((c.price for c in bundle), Decimal("0")),
+            "bundle_total": total,
             "bundle_count": len(bundle),
-            # how the shop writes money, for the script that re-totals the ticked items
-            "money_sample": format_money(MONEY_SAMPLE),
+            # How the shop writes money, for the script that re-totals the ticked items: the
+            # sample is built from the total, so a price type that carries its currency (Oscar's
+            # stock records') writes the sample in the bundle's currency.
+            "money_sample": format_money(total + (MONEY_SAMPLE - total)),
             "impression_token": token,
         }, items
 

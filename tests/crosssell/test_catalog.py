@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.template import Context, Template
 from django.test import override_settings
@@ -33,41 +32,17 @@ from crosssell.services.catalog import (
 from crosssell.services.extract import extract
 from crosssell.services.serving import recommend
 from crosssell.testing import buy, make_product
+from tests.swapshop.helpers import MULTI_FIELDS, SWAPPED
+from tests.swapshop.helpers import item as _item
 
 pytestmark = pytest.mark.django_db
-SWAPPED = getattr(settings, "CROSSSELL_PRODUCT_MODEL", "") == "swapshop.Item"
 swapped_only = pytest.mark.skipif(not SWAPPED, reason="needs tests.settings_swapped (swapshop)")
 
+
 #: The swapped shop's mapping, with price, stock and category read through its relations.
-MULTI_FIELDS = {
-    "key": "code",
-    "name": "title",
-    "text": "blurb",
-    "category": "categories__name",
-    "price": "stockrecords__price",
-    "active": "listed",
-    "stock": "stockrecords__num_in_stock",
-    "parent": None,
-    "image": None,
-}
-
-
 def money_with_pounds(amount: Decimal) -> str:
     """A shop's own formatter (named by dotted path in a test)."""
     return f"£{amount:,.2f}"
-
-
-def _item(code: str, *, listed: bool = True, offers: Any = (), categories: Any = ()) -> Any:
-    """An item with stock records ``(price, num_in_stock)`` and categories (in this order)."""
-    from tests.swapshop.models import Category, Item
-
-    item = Item.objects.create(code=code, title=f"Item {code}", amount=Decimal("1"), listed=listed)
-    for n, (price, stock) in enumerate(offers):
-        item.stockrecords.create(partner=f"p{n}", price=price, num_in_stock=stock)
-    for name in categories:
-        category, _ = Category.objects.get_or_create(name=name)
-        category.items.add(item)
-    return item
 
 
 @pytest.fixture
@@ -248,15 +223,31 @@ def test_a_custom_callable_formats_every_price_and_the_bundle_total() -> None:
 
 
 def test_no_currency_sign_is_hard_coded_in_the_app() -> None:
+    """No template or static file (the admin's included) and no Python code that renders money
+    (the admin, the template tags, the shop integrations) writes a currency sign itself."""
+    import re
     from pathlib import Path
 
     import crosssell
 
     root = Path(crosssell.__file__).parent
-    for path in [*root.glob("templates/crosssell/*.html"), root / "static/crosssell/crosssell.js"]:
+    # A sign before an amount: a digit, a template variable or tag ({{ / {%), a JavaScript
+    # interpolation (${), a str.format or f-string field ({).
+    before_amount = re.compile(r"[$£€¥₹]\s*(?:\d|\{)")
+    files = sorted(p for d in ("templates", "static") for p in (root / d).rglob("*") if p.is_file())
+    assert {"admin", "crosssell"} <= {p.relative_to(root).parts[1] for p in files}
+    assert {".html", ".js", ".css"} <= {p.suffix for p in files}
+    for path in files:
         text = path.read_text()
-        for sign in ("${{", "£", "€", '"$"'):
-            assert sign not in text, f"{path.name} hard-codes {sign}"
+        for sign in ("£", "€", "¥", "₹", '"$"', "'$'"):
+            assert sign not in text, f"{path.relative_to(root)} hard-codes {sign}"
+        found = before_amount.findall(text)
+        assert not found, f"{path.relative_to(root)} hard-codes {found}"
+    code = sorted(p for d in ("admin", "templatetags", "contrib") for p in (root / d).rglob("*.py"))
+    assert len(code) > 10 and any("contrib" in p.parts for p in code)
+    for path in code:
+        found = before_amount.findall(path.read_text())
+        assert not found, f"{path.relative_to(root)} hard-codes {found}"
     for path in root.glob("templates/crosssell/*.html"):
         assert "floatformat" not in path.read_text(), f"{path.name} formats money itself"
 

@@ -27,8 +27,8 @@ HERE = Path(__file__).resolve().parent
 def _fresh_cache(settings: Any, tmp_path: Path) -> Iterator[None]:
     """Each test starts with an empty cache; tasks run in-process unless a real worker runs."""
     from django.core.cache import cache
-    from oscarshop.celery import app
 
+    from crosssell.celery_app import app
     from crosssell.services import cache as cs_cache
 
     settings.MEDIA_ROOT = str(tmp_path / "media")
@@ -213,12 +213,14 @@ def rebuilt(orders: list[Any]) -> Any:
 
 
 class Worker:
-    """A real ``celery worker`` process of the Oscar shop, on the test database and Redis."""
+    """A real ``celery -A crosssell.celery_app worker`` process (the shop has no Celery app of
+    its own), on the test database and Redis."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.name = f"oscar-{os.getpid()}@{socket.gethostname()}"
         cmd = [
-            sys.executable, "-m", "celery", "-A", "oscarshop", "worker", "-n", self.name,
+            sys.executable, "-m", "celery", "-A", "crosssell.celery_app", "worker",
+            "-n", self.name,
             "-c", "1", "-P", "prefork", "-l", "warning",
             "--without-gossip", "--without-mingle", "--without-heartbeat",
         ]  # fmt: skip
@@ -231,7 +233,7 @@ class Worker:
         )  # fmt: skip
 
     def wait_ready(self, timeout: float = 60.0) -> None:
-        from oscarshop.celery import app
+        from crosssell.celery_app import app
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -258,7 +260,8 @@ def celery_worker(transactional_db: None) -> Iterator[Worker]:
     """A real Celery worker on the test database (eager mode off while it runs)."""
     from django.conf import settings
     from django.db import connection
-    from oscarshop.celery import app
+
+    from crosssell.celery_app import app
 
     db = connection.settings_dict
     db_url = (

@@ -89,3 +89,37 @@ def test_oscars_recommendations_come_first_as_pins_shown_as_oscars(
     with django_capture_on_commit_callbacks(execute=True):
         ProductRecommendation.objects.filter(recommendation=shop["Photo Guide"]).delete()
     assert list(pins.values_list("target_id", flat=True)) == [shop["Lens Cloth"].pk]
+
+
+def test_a_pair_rejected_in_crosssell_stays_out_after_a_sync(
+    admin_client, shop, rebuilt, fbt, django_capture_on_commit_callbacks
+) -> None:
+    from crosssell.contrib.oscar import pins
+    from crosssell.services import curation
+
+    camera, guide, cloth = shop["Camera"], shop["Photo Guide"], shop["Lens Cloth"]
+    with django_capture_on_commit_callbacks(execute=True):
+        ProductRecommendation.objects.create(primary=camera, recommendation=guide, ranking=5)
+        ProductRecommendation.objects.create(primary=camera, recommendation=cloth, ranking=9)
+    assert [r.target_id for r in pins.oscar_pins(camera.pk)] == [cloth.pk, guide.pk]
+    # The merchant rejects Oscar's pair in crosssell's admin: their decision wins.
+    with django_capture_on_commit_callbacks(execute=True):
+        curation.reject(camera.pk, guide.pk)
+        pins.sync()
+        pins.sync([camera.pk])
+    assert [(r.target_id, r.rank) for r in pins.oscar_pins(camera.pk)] == [(cloth.pk, 0)]
+    decided = Recommendation.objects.get(build=None, source=camera, target=guide)
+    assert decided.status == Recommendation.Status.REJECTED
+    shown = fbt(admin_client.get(camera.get_absolute_url()).content.decode())
+    assert shown[0] == cloth.pk and guide.pk not in shown
+    page = admin_client.get(reverse("admin:catalogue_product_change", args=[camera.pk]))
+    assert f'data-cs-oscar-pin="{cloth.pk}"'.encode() in page.content
+    assert f'data-cs-oscar-pin="{guide.pk}"'.encode() not in page.content
+    # Oscar drops the pair and lists it again: the rejection is still the merchant's.
+    with django_capture_on_commit_callbacks(execute=True):
+        ProductRecommendation.objects.filter(recommendation=guide).delete()
+        ProductRecommendation.objects.create(primary=camera, recommendation=guide, ranking=5)
+    decided.refresh_from_db()
+    assert decided.status == Recommendation.Status.REJECTED
+    assert [r.target_id for r in pins.oscar_pins(camera.pk)] == [cloth.pk]
+    assert guide.pk not in fbt(admin_client.get(camera.get_absolute_url()).content.decode())

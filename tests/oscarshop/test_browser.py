@@ -16,7 +16,12 @@ from django.db import connections
 from django.test import Client
 
 pytestmark = [pytest.mark.e2e, pytest.mark.celery_worker]
-playwright_sync = pytest.importorskip("playwright.sync_api")
+#: Set by `nox -s oscar` (so `make test`): without the browser, this test fails, not skips.
+REQUIRED = os.environ.get("CROSSSELL_REQUIRE_BROWSER") == "1"
+if REQUIRED:
+    import playwright.sync_api as playwright_sync
+else:
+    playwright_sync = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
@@ -24,10 +29,28 @@ FBT = '[data-crosssell="frequently-bought-together"]'
 CART = '[data-crosssell="cart-recommendations"]'
 
 
+def check_chromium(required: bool = REQUIRED) -> None:
+    """Skip without Debian's chromium, or fail when the run requires the browser."""
+    if os.path.exists(CHROMIUM):
+        return
+    if required:
+        pytest.fail(f"{CHROMIUM} is not installed (CROSSSELL_REQUIRE_BROWSER=1)")
+    pytest.skip(f"{CHROMIUM} is not installed")
+
+
+def test_nox_requires_the_browser_and_a_missing_one_fails(monkeypatch) -> None:
+    if os.environ.get("NOX_CURRENT_SESSION") == "oscar":
+        assert REQUIRED  # noxfile.py's oscar session sets CROSSSELL_REQUIRE_BROWSER=1
+    monkeypatch.setitem(globals(), "CHROMIUM", "/nonexistent/chromium")
+    with pytest.raises(pytest.fail.Exception, match="not installed"):
+        check_chromium(required=True)
+    with pytest.raises(pytest.skip.Exception):
+        check_chromium(required=False)
+
+
 @pytest.fixture
 def page(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is not installed")
+    check_chromium()
     # Playwright's sync API runs an event loop in this thread; the test's ORM calls stay sync.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with playwright_sync.sync_playwright() as p:

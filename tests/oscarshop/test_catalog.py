@@ -106,3 +106,104 @@ def test_content_rows_carry_oscars_prices_and_paths(shop) -> None:
     assert rows[shop["Tripod"].pk][2] == D("1249.99")
     assert rows[shop["Camera"].pk][1] == "Electronics > Cameras"
     assert rows[shop["No Price Cap"].pk][2] is None
+
+
+def test_content_rows_carry_every_category_path(shop) -> None:
+    rows = {pk: (text, cat) for pk, _, text, cat, _ in get_catalog().content_rows()}
+    # The tripod's first path is its category; its second follows its (empty) description.
+    assert rows[shop["Tripod"].pk] == ("Electronics > Accessories", "Electronics > Cameras")
+    assert rows[shop["Camera"].pk] == ("", "Electronics > Cameras")
+
+
+def test_a_price_is_written_in_its_stock_records_currency(
+    client, shop, rebuilt, fbt, django_capture_on_commit_callbacks
+) -> None:
+    from crosssell.services import curation
+    from crosssell.services.catalog import format_money
+
+    cloth = shop["Lens Cloth"]
+    record = cloth.stockrecords.get()
+    record.price_currency = "EUR"
+    with django_capture_on_commit_callbacks(execute=True):
+        record.save()
+    catalog = get_catalog()
+    loaded = catalog.load([cloth.pk])[cloth.pk]
+    assert catalog.currency_of(loaded) == "EUR"
+    assert catalog.price_of(loaded) == D("4.99")
+    assert catalog.format_money(catalog.price_of(loaded)) == "€4.99"
+    assert format_money(D("4.99")) == "£4.99"  # a plain amount: OSCAR_DEFAULT_CURRENCY
+    # Prices of one currency add up in it (a bundle's total); of two, in the default one.
+    assert catalog.format_money(catalog.price_of(loaded) + catalog.price_of(loaded)) == "€9.98"
+    card = catalog.load([shop["Memory Card"].pk])[shop["Memory Card"].pk]
+    assert catalog.format_money(sum([catalog.price_of(loaded), catalog.price_of(card)])) == (
+        "£17.49"
+    )
+    # The widget writes each product's price as Oscar's product page does.
+    with django_capture_on_commit_callbacks(execute=True):
+        curation.pin(shop["Camera"].pk, cloth.pk)
+    html = client.get(shop["Camera"].get_absolute_url()).content.decode()
+    assert cloth.pk in fbt(html)
+    widget = html.split('data-crosssell="frequently-bought-together"', 1)[1].split("</section>")[0]
+    assert "€4.99" in widget and "£4.99" not in widget and "£12.50" in widget
+    page = client.get(cloth.get_absolute_url()).content.decode()
+    assert "€4.99" in page  # Oscar's own price on the product's page
+
+
+def test_the_bundle_script_writes_money_in_the_bundles_currency(
+    client, shop, rebuilt, fbt, django_capture_on_commit_callbacks
+) -> None:
+    """The widget's script re-totals the ticked items in the format of ``data-money-sample``:
+    a bundle priced in euros gets a euro sample, a bundle in the shop's currency a pound one."""
+    from oscar.core.loading import get_model
+
+    def sample() -> str:
+        html = client.get(shop["Camera"].get_absolute_url()).content.decode()
+        assert fbt(html)
+        return html.split('data-money-sample="', 1)[1].split('"', 1)[0]
+
+    assert sample().startswith("£")
+    with django_capture_on_commit_callbacks(execute=True):
+        for record in get_model("partner", "StockRecord").objects.all():
+            record.price_currency = "EUR"
+            record.save()
+    assert sample() == "€1,234,567.89"
+
+
+def test_the_strategys_stock_record_decides_price_and_availability(
+    client, shop, rebuilt, fbt, django_capture_on_commit_callbacks
+) -> None:
+    """A product with two stock records, the first sold out: Oscar's default strategy sells
+    from the first, so the product is unavailable, though the second has stock; restocked, it
+    shows the first record's price, not the second's nor the lowest."""
+    from oscar.core.loading import get_model
+
+    from crosssell.services import curation
+
+    flash = shop["Spare Battery"]
+    first = flash.stockrecords.get()
+    first.num_in_stock = 0
+    partner = get_model("partner", "Partner").objects.create(name="Second warehouse")
+    with django_capture_on_commit_callbacks(execute=True):
+        first.save()
+        flash.stockrecords.create(
+            partner=partner, partner_sku="sku-second", price_currency="GBP", price=D("2.00"),
+            num_in_stock=40,
+        )  # fmt: skip
+    catalog = get_catalog()
+    loaded = catalog.load([flash.pk])[flash.pk]
+    assert not purchase_info(loaded).availability.is_available_to_buy  # what Oscar says
+    assert not catalog.is_sellable(loaded)
+    assert not catalog.sellable_products().filter(pk=flash.pk).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        curation.pin(shop["Camera"].pk, flash.pk)
+    assert flash.pk not in fbt(client.get(shop["Camera"].get_absolute_url()).content.decode())
+    first.num_in_stock = 50  # (the orders above allocated six)
+    with django_capture_on_commit_callbacks(execute=True):
+        first.save()
+    loaded = catalog.load([flash.pk])[flash.pk]
+    assert catalog.is_sellable(loaded) and catalog.price_of(loaded) == D("19.99")
+    assert catalog.sellable_products().filter(pk=flash.pk).exists()
+    html = client.get(shop["Camera"].get_absolute_url()).content.decode()
+    assert fbt(html)[0] == flash.pk
+    widget = html.split('data-crosssell="frequently-bought-together"', 1)[1].split("</section>")[0]
+    assert "£19.99" in widget and "£2.00" not in widget

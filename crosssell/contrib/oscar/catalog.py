@@ -41,6 +41,34 @@ COLUMNS = {
 }
 
 
+class Price(Decimal):
+    """An amount with the currency of the stock record it comes from (the strategy's choice),
+    so that :meth:`OscarCatalog.format_money` writes it as Oscar's product page does.
+
+    Adding prices keeps the currency when they share one (a bundle's total); prices of
+    different currencies add up to a plain amount, written in ``OSCAR_DEFAULT_CURRENCY``.
+    """
+
+    currency: str
+
+    def __new__(cls, value: Any = "0", currency: str = "") -> Price:
+        made = super().__new__(cls, value)
+        made.currency = currency
+        return made
+
+    def _keep(self, total: Any, other: Any) -> Any:
+        if not isinstance(total, Decimal):
+            return total  # NotImplemented
+        found = {c for c in (self.currency, getattr(other, "currency", "")) if c}
+        return Price(total, found.pop()) if len(found) == 1 else Decimal(total)
+
+    def __add__(self, other: Any) -> Any:
+        return self._keep(Decimal.__add__(self, other), other)
+
+    def __radd__(self, other: Any) -> Any:
+        return self._keep(Decimal.__radd__(self, other), other)
+
+
 def strategy() -> Any:
     """The shop's strategy for a visitor without a request (Oscar's ``Selector().strategy()``),
     which is what a cached widget can show to everyone."""
@@ -195,10 +223,13 @@ class OscarCatalog(Catalog):
         return shown_price(info.price) is not None and bool(info.availability.is_available_to_buy)
 
     def price_of(self, product: Model) -> Decimal:
-        return shown_price(self._info(product).price) or Decimal("0")
+        """The price Oscar shows, as a :class:`Price` carrying its stock record's currency."""
+        amount = shown_price(self._info(product).price) or Decimal("0")
+        return Price(amount, self.currency_of(product))
 
     def currency_of(self, product: Model) -> str:
-        """The currency of the product's price (its stock record's)."""
+        """The currency of the product's price (its stock record's, as the strategy chose it;
+        ``OSCAR_DEFAULT_CURRENCY`` when it has none)."""
         price = self._info(product).price
         default = getattr(django_settings, "OSCAR_DEFAULT_CURRENCY", "")
         return str(getattr(price, "currency", None) or default)
@@ -225,6 +256,41 @@ class OscarCatalog(Catalog):
     def category_of(self, product: Model) -> str | None:
         found = self.categories_of(product)
         return found[0] if found else None
+
+    def categories_for(self, ids: Iterable[int] | None = None) -> dict[int, tuple[str, ...]]:
+        """Every public category path of each product, as :meth:`categories_of` (a child's
+        are its parent's), in one query over Oscar's ``ProductCategory``."""
+        qs = self.model._default_manager.order_by()
+        if ids is not None:
+            wanted = sorted({int(i) for i in ids})
+            if not wanted:
+                return {}
+            qs = qs.filter(pk__in=wanted)
+        # A child has no categories of its own in Oscar: its parent's are joined instead.
+        linked = qs.filter(Q(categories__isnull=False) | Q(parent__categories__isnull=False))
+        columns = ("pk", "structure", "categories__pk", "parent__categories__pk")
+        rows: Any = linked.values_list(*columns)
+        found: dict[int, set[int]] = {}
+        for pk, structure, own, inherited in rows:
+            category = inherited if structure == CHILD else own
+            if category is not None:
+                found.setdefault(int(pk), set()).add(int(category))
+        paths = category_paths()
+        out: dict[int, tuple[str, ...]] = {}
+        for pk, categories in found.items():
+            names: list[str] = []
+            for category in sorted(categories):
+                path, public = paths.get(category, ("", False))
+                if public and path and path not in names:
+                    names.append(path)
+            if names:
+                out[pk] = tuple(names)
+        return out
+
+    def category_names(self, limit: int = 200) -> list[str]:
+        """The public paths of Oscar's category tree, sorted."""
+        names = {path for path, public in category_paths().values() if public and path}
+        return sorted(names)[:limit]
 
     def image_of(self, product: Model) -> str:
         image = product.primary_image()  # type: ignore[attr-defined]
@@ -266,24 +332,30 @@ class OscarCatalog(Catalog):
 
     # --- extraction ---------------------------------------------------------------------
     def content_rows(self) -> Iterator[tuple[int, str, str, str, Decimal | None]]:
+        """One row per product: the first category path is the row's category (the content
+        features weigh each of its levels); the product's other paths follow its description
+        in the text, so that look-alike products are found through every category."""
         chosen = strategy()
         for product in self.products().iterator(chunk_size=2000):
             p: Any = product
             p._crosssell_purchase_info = purchase_info(product, chosen)
+            paths = self.categories_of(product)
+            text = "\n".join(t for t in [self.text_of(product), *paths[1:]] if t)
             yield (
                 int(p.pk),
                 self.name_of(product),
-                self.text_of(product),
-                self.category_of(product) or "",
+                text,
+                paths[0] if paths else "",
                 shown_price(p._crosssell_purchase_info.price),
             )
 
     # --- money --------------------------------------------------------------------------
     def format_money(self, amount: Decimal) -> str:
-        """Oscar's ``currency`` filter (Babel, ``OSCAR_DEFAULT_CURRENCY``,
-        ``OSCAR_CURRENCY_FORMAT``), unless ``CROSSSELL_FORMAT_MONEY`` names another formatter."""
+        """Oscar's ``currency`` filter (Babel, ``OSCAR_CURRENCY_FORMAT``) in the currency of
+        the amount's stock record (a :class:`Price` from :meth:`price_of`), else
+        ``OSCAR_DEFAULT_CURRENCY``; unless ``CROSSSELL_FORMAT_MONEY`` names another formatter."""
         if cs_settings.FORMAT_MONEY is not None:
             return super().format_money(amount)
         from oscar.templatetags.currency_filters import currency
 
-        return str(currency(amount))
+        return str(currency(amount, getattr(amount, "currency", None) or None))

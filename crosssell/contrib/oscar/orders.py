@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Case, F, Q, Value, When
 from oscar.core.loading import get_model
 
 from crosssell.models import Purchase, user_customer_ref
@@ -98,10 +99,12 @@ def _batches(since: datetime | None, batch: int) -> Iterator[list[Any]]:
 def backfill(*, since: datetime | None = None, batch: int = 2000) -> BackfillResult:
     """Load Oscar's existing orders as purchases, with their dates, in bulk.
 
-    Orders are read in batches of ``batch`` (two queries each) and written with one bulk insert
-    per batch; an order already recorded adds nothing, so the backfill can be run again (or
-    after orders were recorded at checkout). No incremental update is queued: run a rebuild
-    afterwards (``manage.py crosssell_rebuild``).
+    Orders are read in batches of ``batch`` and written with one bulk insert per batch (a few
+    queries each, whatever the batch's size); an order already recorded adds nothing, so the
+    backfill can be run again (or after orders were recorded at checkout). Customers are told
+    apart as ``record_order`` does it: a guest's orders count as the account that ordered with
+    the same e-mail. No incremental update is queued: run a rebuild afterwards
+    (``manage.py crosssell_rebuild``).
 
     Parameters
     ----------
@@ -114,7 +117,7 @@ def backfill(*, since: datetime | None = None, batch: int = 2000) -> BackfillRes
     for chunk in _batches(since, batch):
         all_lines = [line for o in chunk for line in o.lines.all() if line.product_id]
         shown = browsable_ids([line.product_id for line in all_lines])
-        objs: list[Purchase] = []
+        by_order: list[tuple[Any, list[Purchase]]] = []
         for o in chunk:
             merged: dict[int, Purchase] = {}
             for line in o.lines.all():
@@ -132,12 +135,21 @@ def backfill(*, since: datetime | None = None, batch: int = 2000) -> BackfillRes
                     unit_price=_price(line),
                     purchased_at=o.date_placed,
                 )
-            objs += merged.values()
-        _set_identity(objs, chunk)
+            by_order.append((o, list(merged.values())))
+        objs = [obj for _, rows in by_order for obj in rows]
         with transaction.atomic():
-            before = Purchase.objects.count() if objs else 0
-            Purchase.objects.bulk_create(objs, ignore_conflicts=True, batch_size=5000)
-            created += (Purchase.objects.count() - before) if objs else 0
+            recorded, links = _set_identity(by_order)
+            new = [o for o in objs if (o.order_ref, o.product_id) not in recorded]
+            Purchase.objects.bulk_create(new, ignore_conflicts=True, batch_size=5000)
+            if links:
+                # Guest orders recorded earlier under an e-mail now count as its account.
+                Purchase.objects.filter(identity__in=list(links)).update(
+                    identity=Case(
+                        *(When(identity=old, then=Value(to)) for old, to in links.items()),
+                        default=F("identity"),
+                    )
+                )
+        created += len(new)
         orders += len(chunk)
         lines += len(objs)
     if created:
@@ -145,17 +157,55 @@ def backfill(*, since: datetime | None = None, batch: int = 2000) -> BackfillRes
     return BackfillResult(orders, lines, created)
 
 
-def _set_identity(objs: list[Purchase], orders: list[Any]) -> None:
-    """Who each line counts as for the privacy threshold (as ``record_order`` decides it for a
-    new order): the customer, else the guest's e-mail (keyed, never stored), else the order."""
-    keys = {str(o.number): identity.email_key(_email(o)) for o in orders}
-    for obj in objs:
-        key = keys[obj.order_ref]
-        obj.email_key = key
-        if obj.customer_ref:
-            obj.identity = f"u:{obj.customer_ref}"
+def _set_identity(
+    by_order: list[tuple[Any, list[Purchase]]],
+) -> tuple[set[tuple[str, int]], dict[str, str]]:
+    """Who each line counts as for the privacy threshold, as ``record_order`` decides it for
+    orders recorded one by one in this order (:func:`crosssell.services.identity.resolve` and
+    :func:`~crosssell.services.identity.link_guest_orders`): the customer; else the account
+    that ordered with the guest's e-mail (the smallest reference), else the e-mail (keyed,
+    never stored); else the order.
+
+    Returns the ``(order_ref, product_id)`` pairs already recorded (one query, which also reads
+    the accounts of the batch's e-mails) and the identities of guest orders recorded earlier
+    that a signed-in order of the batch takes over (``{"e:<key>": "u:<customer>"}``).
+    """
+    keys = {str(o.number): identity.email_key(_email(o)) for o, _ in by_order}
+    wanted = sorted({k for k in keys.values() if k})
+    seen = Purchase.objects.filter(
+        Q(order_ref__in=list(keys)) | (Q(email_key__in=wanted) & ~Q(customer_ref=""))
+    ).values_list("order_ref", "product_id", "email_key", "customer_ref")
+    recorded: set[tuple[str, int]] = set()
+    owners: dict[str, str] = {}
+    for ref, pid, key, customer in seen:
+        if ref in keys:
+            recorded.add((str(ref), int(pid)))
+        if key and customer and (key not in owners or customer < owners[key]):
+            owners[key] = str(customer)
+    links: dict[str, str] = {}
+    guests: dict[str, list[Purchase]] = {}  # this batch's lines under an e-mail's identity
+    for o, rows in by_order:
+        key = keys[str(o.number)]
+        customer = customer_of(o)
+        if customer:
+            who = f"u:{customer}"
+            if key:
+                # record_order's link_guest_orders: earlier guest orders become this account's
+                for row in guests.pop(key, []):
+                    row.identity = who
+                links.setdefault(f"e:{key}", who)
+                if key not in owners or customer < owners[key]:
+                    owners[key] = customer
+        elif key:
+            who = f"u:{owners[key]}" if key in owners else f"e:{key}"
         else:
-            obj.identity = f"e:{key}" if key else f"o:{obj.order_ref}"
+            who = f"o:{o.number}"
+        for row in rows:
+            row.email_key = key
+            row.identity = who
+            if who.startswith("e:"):
+                guests.setdefault(key, []).append(row)
+    return recorded, links
 
 
 def _email(order: Any) -> str:

@@ -53,9 +53,14 @@ def sync(primary_ids: Iterable[int] | None = None) -> int:
 
 
 def _sync_source(source: int, targets: list[int], existing: list[Recommendation]) -> int:
-    """Oscar's pins first (ranks 0..n-1), the merchant's own pins after them in their order."""
-    ours = {r.target_id: r for r in existing if r.strategy == OSCAR}
-    decided = {r.target_id for r in existing if r.strategy != OSCAR}
+    """Oscar's pins first (ranks 0..n-1), the merchant's own pins after them in their order.
+
+    A pair the merchant decided in crosssell is left alone: a pin of their own, or any pair
+    they rejected, even one that came from Oscar (crosssell's admin keeps the row's strategy
+    when it rejects it), so the rejection stays whatever Oscar's list says.
+    """
+    ours = {r.target_id: r for r in existing if _from_oscar(r)}
+    decided = {r.target_id for r in existing if not _from_oscar(r)}
     keep = [t for t in targets if t not in decided]
     stale = [r.pk for t, r in ours.items() if t not in keep]
     if stale:
@@ -77,7 +82,7 @@ def _sync_source(source: int, targets: list[int], existing: list[Recommendation]
     Recommendation.objects.bulk_create(new)
     placed = {r.target_id: r for r in new} | {t: ours[t] for t in keep if t in ours}
     ordered = [placed[t] for t in keep]
-    ordered += [r for r in existing if r.strategy != OSCAR and r.status == Status.PINNED]
+    ordered += [r for r in existing if not _from_oscar(r) and r.status == Status.PINNED]
     changed = []
     for rank, rec in enumerate(ordered):
         if rec.rank != rank:
@@ -88,11 +93,21 @@ def _sync_source(source: int, targets: list[int], existing: list[Recommendation]
     return len(keep)
 
 
+def _from_oscar(rec: Recommendation) -> bool:
+    """A pin that mirrors Oscar's recommendation (not a decision of the merchant's)."""
+    return rec.strategy == OSCAR and rec.status == Status.PINNED
+
+
 def oscar_pins(source_id: int) -> list[Recommendation]:
-    """The pins of a product that come from Oscar, in the order the widget shows them."""
+    """The pins of a product that come from Oscar, in the order the widget shows them (never
+    a pair the merchant rejected in crosssell)."""
     return list(
         Recommendation.objects.filter(
-            build__isnull=True, kind=FBT, source_id=source_id, strategy=OSCAR
+            build__isnull=True,
+            kind=FBT,
+            source_id=source_id,
+            strategy=OSCAR,
+            status=Status.PINNED,
         )
         .select_related("target")
         .order_by("rank", "pk")

@@ -1,5 +1,3 @@
-"""A django-oscar shop built as Oscar's "Building your own shop" builds one, plus crosssell."""
-
-from oscarshop.celery import app as celery_app
-
-__all__ = ["celery_app"]
+"""A django-oscar shop built as Oscar's "Building your own shop" builds one, plus crosssell's
+settings, URL includes and template lines: no Python of its own for crosssell (its Celery app
+is crosssell's, ``celery -A crosssell.celery_app worker``)."""

@@ -1,7 +1,10 @@
 """Settings of the Oscar test shop: Oscar's "Building your own shop" steps, then crosssell's lines.
 
-The lines marked ``# crosssell`` are the ones the README's "Installing into django-oscar" lists.
-``DATABASE_URL`` and ``REDIS_URL`` come from the environment (PostgreSQL and Redis for real).
+crosssell's lines are marked: a line ending in ``# crosssell``, or the lines after a
+``# crosssell`` comment line up to the next blank line (or the end of the enclosing list). The
+README's "Installing into django-oscar" lists exactly these, plus the imports they use
+(tests/test_readme_oscar.py compares both ways). ``DATABASE_URL`` and ``REDIS_URL`` come from
+the environment (PostgreSQL and Redis for real).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
-from celery.schedules import crontab
+from celery.schedules import crontab  # crosssell
 from oscar.defaults import *  # noqa: F403
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -124,7 +127,9 @@ DATABASES = {
 }
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 
+# crosssell
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+# A cache every process shares: crosssell's rebuild lock, rate limits and event buffer.
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
@@ -132,12 +137,11 @@ CACHES = {
         "KEY_PREFIX": "oscarshop",
     }
 }
+# crosssell's Celery app (the project has none): celery -A crosssell.celery_app worker
 CELERY_BROKER_URL = REDIS_URL
-CELERY_RESULT_BACKEND = REDIS_URL
-CELERY_TASK_SERIALIZER = "json"
-CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_BACKEND = REDIS_URL  # a rebuild above CROSSSELL_SHARD_SIZE products is a chord
 CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 1.0, "socket_timeout": 3.0}
-# crosssell's periodic tasks (the schedule is the project's): celery -A oscarshop beat
+# crosssell's periodic tasks (the schedule is the project's): celery -A crosssell.celery_app beat
 CELERY_BEAT_SCHEDULE = {
     "crosssell-nightly-rebuild": {
         "task": "crosssell.rebuild",
