@@ -4,13 +4,22 @@ One process runs the sample shop's checkout through Django's test client (cart a
 timed checkout POST, whose commit queues the incremental update) on a database of its own
 (``--bench-db`` on the server of ``--database-url``) filled with the demo shop, with Redis as
 the cache and Celery not eager. The broker alternates in rounds of A B B A between up (the Redis
-of ``--redis-url``) and down (a local port nothing listens on), ``--orders`` checkouts per turn,
-after a warm-up of both. Each checkout is the first of its burst (the debounce key is dropped
-before it, untimed), so each one queues its task, or tries to: the worst case for the broker
-down. The products bought have no stock count, so no order sells out.
+of ``--redis-url``) and down (a local port nothing listens on: the connection is refused at
+once; with ``--blackhole``, a local port that listens with its backlog full and never accepts, so
+a connection hangs until the broker's connect timeout, as with a host that drops packets),
+``--orders`` checkouts per turn, after a warm-up of both. Each checkout is the first of its burst
+(the debounce key is dropped before it, untimed), so each one queues its task, or tries to: the
+worst case for the broker down. The products bought have no stock count, so no order sells out.
 
-Printed (``--json``: one object): the median and 95th percentile checkout latency of each side,
-``added_ms`` (the median over the rounds of median(down) - median(up)) with each round's figure,
+A failed attempt that waited for a timeout starts crosssell's back-off
+(``CROSSSELL_BROKER_BACKOFF``; ``--backoff`` overrides it, 0: none): the checkouts of the next
+seconds do not try the broker. Each up turn starts with the back-off over (as once the broker is
+back and the back-off has run out), so each round's two down turns are one outage whose first
+checkout tries the broker.
+
+Printed (``--json``: one object): the median, mean and 95th percentile checkout latency of each
+side, ``added_ms`` (the median over the rounds of median(down) - median(up)) with each round's
+figure, ``added_mean_ms`` (the same with means: the first checkout's wait spread over the outage),
 the median time spent queueing the task (or failing to) on each side, the part the broker decides,
 the TCP connection attempts per checkout with the broker down, and the warnings logged per
 outage (each round's two down turns, between up turns, are one outage).
@@ -22,6 +31,7 @@ defaults, as a project that never set them has.
 
 Usage: .venv/bin/python benchmarks/broker_down.py [--json] [--rounds 4] [--orders 30]
        [--database-url URL] [--redis-url URL] [--sender crosssell|plain] [--celery-defaults]
+       [--blackhole] [--backoff SECONDS]
 Needs PostgreSQL and Redis.
 """
 
@@ -64,6 +74,28 @@ def unused_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
     return port
+
+
+def blackhole() -> tuple[int, list[socket.socket]]:
+    """A local port whose connections hang until the client's timeout: it listens with a backlog
+    of 0 and never accepts, and one connection fills the queue, so the kernel drops the next
+    SYNs. Returns the port and the sockets to keep open."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port: int = server.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=1)
+    probe = socket.socket()
+    probe.settimeout(0.2)
+    try:
+        probe.connect(("127.0.0.1", port))
+    except TimeoutError:
+        pass
+    else:
+        raise SystemExit("--blackhole: the port accepted a connection; it must hang")
+    finally:
+        probe.close()
+    return port, [server, filler]
 
 
 class Attempts:
@@ -124,6 +156,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     from shop.celery import app
 
     override_settings(SHOP_RATE_LIMITS={}).enable()  # thousands of checkouts from one address
+    if a.backoff is not None:
+        override_settings(CROSSSELL_BROKER_BACKOFF=a.backoff).enable()
     demo.generate(120, 1500, seed=3)
     rebuild(trigger="benchmark")
     from crosssell.models import Product
@@ -165,7 +199,7 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
             queueing.append((time.perf_counter() - started) * 1000)
 
     incremental.set_sender(timed)
-    port = unused_port()
+    port, keep_open = blackhole() if a.blackhole else (unused_port(), [])
     urls = {"up": settings.CELERY_BROKER_URL, "down": f"redis://127.0.0.1:{port}/0"}
     attempts = Attempts(port)
     warned = Warnings()
@@ -177,6 +211,8 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
 
     def checkouts(side: str, n: int) -> list[float]:
         point_broker(app, urls[side])
+        if side == "up":
+            incremental.outage.failed_at = None  # the back-off has run out: the broker is back
         took = []
         queueing.clear()
         for _ in range(n):
@@ -201,22 +237,30 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
     sent = {s: [] for s in SIDES}
     got: dict[str, list[float]] = {s: [] for s in SIDES}
     added: list[float] = []
+    added_mean: list[float] = []
     for _ in range(a.rounds):
         turn: dict[str, list[float]] = {s: [] for s in SIDES}
         for i in ORDER:
             turn[SIDES[i]] += checkouts(SIDES[i], a.orders)
         added.append(statistics.median(turn["down"]) - statistics.median(turn["up"]))
+        added_mean.append(statistics.mean(turn["down"]) - statistics.mean(turn["up"]))
         for side in SIDES:
             got[side] += turn[side]
     point_broker(app, urls["up"])
     app.control.purge()  # the tasks queued while up: no worker ran them
     down_checkouts = len(got["down"])
+    for sock in keep_open:
+        sock.close()
     return {
         "up_median_ms": round(statistics.median(got["up"]), 2),
         "down_median_ms": round(statistics.median(got["down"]), 2),
         "up_p95_ms": round(percentile(got["up"], 0.95), 2),
         "down_p95_ms": round(percentile(got["down"], 0.95), 2),
+        "up_mean_ms": round(statistics.mean(got["up"]), 2),
+        "down_mean_ms": round(statistics.mean(got["down"]), 2),
+        "down_max_ms": round(max(got["down"]), 2),
         "added_ms": round(statistics.median(added), 2),
+        "added_mean_ms": round(statistics.median(added_mean), 2),
         "queueing_up_median_ms": round(statistics.median(sent["up"]), 2),
         "queueing_down_median_ms": round(statistics.median(sent["down"]), 2),
         "queueing_down_max_ms": round(max(sent["down"]), 2),
@@ -227,6 +271,11 @@ def run(a: argparse.Namespace) -> dict[str, Any]:
         "rounds": a.rounds,
         "sender": a.sender,
         "celery_defaults": a.celery_defaults,
+        "down": "blackhole" if a.blackhole else "refused",
+        "connect_timeout_s": (app.conf.broker_transport_options or {}).get(
+            "socket_connect_timeout"
+        ),
+        "backoff_s": incremental._backoff(),
     }
 
 
@@ -240,6 +289,12 @@ def main() -> None:
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     p.add_argument("--sender", choices=("crosssell", "plain"), default="crosssell")
     p.add_argument("--celery-defaults", action="store_true")
+    p.add_argument(
+        "--blackhole",
+        action="store_true",
+        help="the broker down is a port whose connections hang until the connect timeout",
+    )
+    p.add_argument("--backoff", type=float, default=None, help="CROSSSELL_BROKER_BACKOFF (seconds)")
     p.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.inner:  # the measuring process, on the fresh database
@@ -280,8 +335,12 @@ def main() -> None:
         f"checkout, broker up:   median {result['up_median_ms']} ms, p95 {result['up_p95_ms']} ms\n"
         f"checkout, broker down: median {result['down_median_ms']} ms, "
         f"p95 {result['down_p95_ms']} ms\n"
+        f"checkout means:        {result['up_mean_ms']} ms up, {result['down_mean_ms']} ms down "
+        f"(max {result['down_max_ms']} ms)\n"
         f"added per checkout:    {result['added_ms']} ms (rounds {result['round_added_ms']}; "
-        "aim: under 50 ms)\n"
+        f"aim: under 50 ms); with means {result['added_mean_ms']} ms\n"
+        f"broker down: {result['down']} (connect timeout {result['connect_timeout_s']} s, "
+        f"back-off {result['backoff_s']} s)\n"
         f"queueing the task:     median {result['queueing_up_median_ms']} ms up, "
         f"{result['queueing_down_median_ms']} ms down (max {result['queueing_down_max_ms']} ms)\n"
         f"connection attempts per checkout with the broker down: "

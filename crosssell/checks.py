@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -14,9 +15,36 @@ from crosssell.conf import DEFAULT_PRODUCT_FIELDS, DEFAULTS, PREFIX
 from crosssell.conf import settings as cs_settings
 
 REQUIRED_PRODUCT_FIELDS = ("key", "name")
+ID = re.compile(r"crosssell\.[EWCID](\d{3})")
 
 
-@checks.register()
+@checks.register(checks.Tags.security)
+def check_crosssell(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Every crosssell check, in the numeric order of their ids.
+
+    The one check crosssell registers: Django runs its registered checks in the order of a set,
+    so separately registered parts would come out in any order. ``check`` and ``check --deploy``
+    run it (none of its parts is deployment-only), and so does ``check --tag security``, for the
+    client-address part (W040-W042); the other parts then come along.
+    """
+    found = [
+        *check_settings(app_configs=app_configs, **kwargs),  # E001-E032
+        *check_client_address(app_configs=app_configs, **kwargs),  # W040-W042
+        *check_celery(app_configs=app_configs, **kwargs),  # W050-W052
+    ]
+    return _in_id_order(found)
+
+
+def _in_id_order(found: list[checks.CheckMessage]) -> list[checks.CheckMessage]:
+    """``found`` sorted by the number of its ids (stable: the same number keeps its order)."""
+
+    def number(message: checks.CheckMessage) -> int:
+        match = ID.fullmatch(message.id or "")
+        return int(match.group(1)) if match else 1000
+
+    return sorted(found, key=number)
+
+
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     errors: list[checks.CheckMessage] = []
     for name in ("MIN_CUSTOMERS", "LIST_LENGTH", "DEFAULT_LIMIT", "MAX_LIMIT", "KEEP_BUILDS"):
@@ -238,7 +266,6 @@ def _lookup_exists(model: Any, lookup: str) -> bool:
     return True
 
 
-@checks.register(checks.Tags.security)
 def check_client_address(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """Throttles must not key on a header the client chooses (crosssell.W040-W042)."""
     from django.conf import settings as django_settings
@@ -287,14 +314,13 @@ def check_client_address(app_configs: Any = None, **kwargs: Any) -> list[checks.
                     id="crosssell.W040",
                 )
             )
-    return warnings
+    return _in_id_order(warnings)
 
 
 def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-@checks.register()
 def check_celery(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
     """crosssell's tasks must go to a broker the project configured (crosssell.W050-W052)."""
     from celery import current_app
@@ -306,26 +332,34 @@ def celery_warnings(app: Any) -> list[checks.CheckMessage]:
     """What is wrong with the Celery app ``app`` as the one crosssell's tasks are sent with."""
     from crosssell.tasks import is_fallback_app
 
-    if is_fallback_app(app):
+    # crosssell.apps makes crosssell's own app current when the project created none; Celery's
+    # fallback app (which reads no settings) would be current only if that failed.
+    fallback = is_fallback_app(app)
+    if app.conf.task_always_eager and not fallback:
+        return []  # the tasks run in the process that sends them: no broker
+    if fallback or (app.main == "crosssell" and not app.conf.broker_url):
         return [
             checks.Warning(
-                "The project has no Celery app, so crosssell's tasks would go to Celery's "
-                "fallback app and its default broker, amqp://guest@localhost//, where no worker "
-                "of this project listens. crosssell sends nothing there: a checkout's update "
-                "stays pending until the next rebuild (crosssell_rebuild).",
-                hint="Add the project's celery.py and import it in the project package's "
-                "__init__.py (README, 'Celery'); then set CELERY_BROKER_URL, or "
-                "CELERY_TASK_ALWAYS_EAGER = True to run the tasks in the web process.",
+                "The project has no Celery app of its own, and crosssell's "
+                "(crosssell.celery_app, which takes its place) has no broker configured: "
+                "crosssell sends no task (not to Celery's default amqp://guest@localhost//, "
+                "where no worker of this project listens). A checkout's update stays pending "
+                "until the next rebuild (crosssell_rebuild), and nothing runs the periodic "
+                "tasks.",
+                hint="Set CELERY_BROKER_URL and run `celery -A crosssell.celery_app worker` and "
+                "`celery -A crosssell.celery_app beat` with DJANGO_SETTINGS_MODULE set "
+                "(README, 'Celery'), or CELERY_TASK_ALWAYS_EAGER = True to run the tasks in "
+                "the web process.",
                 id="crosssell.W050",
             )
         ]
-    if app.conf.task_always_eager:
-        return []  # the tasks run in the process that sends them: no broker
     if not app.conf.broker_url:
         return [
             checks.Warning(
-                f"The Celery app {app.main!r} has no broker configured, so crosssell's tasks "
-                "would go to Celery's default broker, amqp://guest@localhost//.",
+                f"The project's Celery app {app.main!r} has no broker configured: crosssell "
+                "sends no task (not to Celery's default amqp://guest@localhost//, where no "
+                "worker of this project listens). A checkout's update stays pending until the "
+                "next rebuild (crosssell_rebuild).",
                 hint="Set CELERY_BROKER_URL (read by the celery.py of the README), or "
                 "CELERY_TASK_ALWAYS_EAGER = True to run the tasks in the web process.",
                 id="crosssell.W051",

@@ -66,6 +66,11 @@ DEFAULTS: dict[str, Any] = {
     "SHARD_SIZE": 50_000,
     # Incremental updates: seconds a burst of orders is collected before one update per product.
     "INCREMENTAL_DELAY": 2.0,
+    # Seconds a web process leaves the Celery broker alone after an attempt to queue an update
+    # failed slowly, by a timeout (those checkouts' products stay pending for the periodic task
+    # or the next rebuild), so a broker host that does not answer costs one checkout its connect
+    # timeout, not each one. A refused connection is tried on every checkout. 0: never back off.
+    "BROKER_BACKOFF": 30.0,
     # Seconds the rebuild lock lives without being refreshed (a killed worker's lock expires),
     # and how long a rebuild waits for the one before it to finish.
     "LOCK_TTL": 120,

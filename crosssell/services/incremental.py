@@ -5,7 +5,11 @@ and, on commit, :func:`schedule` enqueues one delayed task for the whole burst (
 the debounce, released when the task starts). The task takes every pending product once, so a
 burst of orders costs one update per product. When the broker is down the rows stay pending and
 the next task, the periodic ``crosssell.process_pending`` or the next rebuild takes them: no
-order's update is lost.
+order's update is lost. After an attempt that failed slowly (a broker host that does not answer
+makes it wait for the connect timeout), the process leaves the broker alone for
+``CROSSSELL_BROKER_BACKOFF`` seconds, so such an outage costs one checkout that timeout, not
+every checkout. A refused connection fails in milliseconds: it is tried again on every checkout,
+so updates are queued again as soon as the broker is back.
 
 The task is queued through a sender that ``crosssell.apps`` registers (the Celery one in
 ``crosssell.tasks``): a service never imports the tasks.
@@ -23,7 +27,7 @@ from django.core.cache import caches
 from django.db import transaction
 from django.utils import timezone
 
-from crosssell.conf import settings
+from crosssell.conf import DEFAULTS, settings
 from crosssell.models import Build, PendingUpdate, Recommendation
 from crosssell.services import cache as cs_cache
 from crosssell.services import cart_store
@@ -49,6 +53,9 @@ _sender: Sender | None = None
 
 #: While the broker stays down, a reminder is logged this often (seconds), not once per order.
 REMIND_EVERY = 600.0
+#: A failed attempt that took at least this long (seconds) waited for a timeout: the broker is
+#: then left alone for ``CROSSSELL_BROKER_BACKOFF`` seconds. Faster failures are not backed off.
+SLOW_ATTEMPT = 0.25
 
 
 def set_sender(sender: Sender | None) -> Sender | None:
@@ -69,13 +76,25 @@ class _Outage:
         """Forget a past outage (tests)."""
         self.since: float | None = None
         self.warned_at = 0.0
+        self.failed_at: float | None = None
         self.orders = 0
 
-    def failed(self) -> bool:
-        """Count an order that could not queue its update; ``True`` when a warning is due."""
+    def backing_off(self, seconds: float) -> bool:
+        """Whether the last attempt failed less than ``seconds`` ago; if so, the order is counted
+        as one that could not queue its update, and the broker is not tried."""
+        with self._lock:
+            if self.failed_at is None or time.monotonic() - self.failed_at >= seconds:
+                return False
+            self.orders += 1
+            return True
+
+    def failed(self, back_off: bool = False) -> bool:
+        """Count an order that could not queue its update, and with ``back_off`` start the
+        back-off; ``True`` when a warning is due."""
         now = time.monotonic()
         with self._lock:
             self.orders += 1
+            self.failed_at = now if back_off else None
             if self.since is None or now - self.warned_at >= REMIND_EVERY:
                 self.since = self.since or now
                 self.warned_at = now
@@ -100,7 +119,9 @@ def schedule(product_ids: Sequence[int] = ()) -> bool:
 
     Called after the order's commit: it never raises, and with the broker down it costs one
     bounded connection attempt and logs one warning per outage (not one per order); the
-    products stay pending for the next task or rebuild.
+    products stay pending for the next task or rebuild. For ``CROSSSELL_BROKER_BACKOFF``
+    seconds after an attempt that failed slowly (``SLOW_ATTEMPT``: it waited for a timeout),
+    the process does not try the broker at all.
 
     Parameters
     ----------
@@ -115,24 +136,34 @@ def schedule(product_ids: Sequence[int] = ()) -> bool:
     if _sender is None:
         logger.error("crosssell: no task sender is registered (is 'crosssell' in INSTALLED_APPS?)")
         return False
+    backoff = _backoff()
+    if outage.backing_off(backoff):
+        return False  # the broker failed moments ago: the products wait, like the last order's
     delay = float(settings.INCREMENTAL_DELAY)
     try:
         if not caches[settings.CACHE_ALIAS].add(DEBOUNCE_KEY, 1, timeout=max(delay, 1.0)):
             return False  # a task for this burst is already on its way
     except Exception:
         logger.warning("cache down: scheduling the incremental update without debounce")
+    started = time.monotonic()
     try:
         _sender(delay)
     except BrokerUnavailable as exc:
         _release_debounce()
-        if outage.failed():
+        took = time.monotonic() - started
+        back_off = backoff > 0 and took >= SLOW_ATTEMPT
+        if outage.failed(back_off):
             logger.warning(
                 "crosssell: cannot queue the incremental update (%s). Orders are still recorded; "
                 "their products wait in crosssell.PendingUpdate (%d order(s) so far) until a "
                 "worker runs the periodic task crosssell.process_pending or the next rebuild "
-                "(README, Celery). Not repeated for %d s while the broker stays down.",
+                "(README, Celery).%s Not repeated for %d s while the broker stays down.",
                 exc,
                 outage.orders,
+                f" The attempt took {took:.1f} s, so checkouts of the next {backoff:g} s do not "
+                "try the broker."
+                if back_off
+                else "",
                 REMIND_EVERY,
             )
         return False
@@ -149,6 +180,15 @@ def schedule(product_ids: Sequence[int] = ()) -> bool:
             *ended,
         )
     return True
+
+
+def _backoff() -> float:
+    """``CROSSSELL_BROKER_BACKOFF`` in seconds (a value that is not a number counts as the
+    default)."""
+    value = settings.BROKER_BACKOFF
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    return float(DEFAULTS["BROKER_BACKOFF"])
 
 
 def _release_debounce() -> None:

@@ -89,6 +89,8 @@ ORDERED: dict[str, Any] = {
     "CROSSSELL_TRACKING_BATCH_SECONDS": -1,
     "CROSSSELL_CATALOG": "crosssell.services.nowhere.Catalog",
     "CROSSSELL_FORMAT_MONEY": "builtins.len",
+    "CROSSSELL_MIN_CUSTOMER": 5,  # W006
+    "CROSSSELL_NUM_PROXIES": -1,  # W042
 }
 
 
@@ -134,16 +136,44 @@ def _key(check_id: str) -> tuple[int, str]:
     return int(match.group(2)), match.group(1)
 
 
-def test_ids_come_out_in_numeric_order() -> None:
+def crosssell_ids(**kwargs: Any) -> list[str]:
+    """The crosssell ids of everything Django's ``run_checks(**kwargs)`` reports, in order."""
+    return [m.id for m in checks.run_checks(**kwargs) if (m.id or "").startswith("crosssell.")]
+
+
+def test_ids_come_out_in_numeric_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Across every part (settings, client address, Celery) as Django runs them."""
+    import crosssell.tasks
+
+    monkeypatch.setattr(crosssell.tasks, "is_fallback_app", lambda app: True)  # W050
     mapping = fields(key="crosssell_purchases__order_ref", category="crosssell_purchases")
-    ids = [
-        i
-        for i in ids_under({**ORDERED, "CROSSSELL_PRODUCT_FIELDS": mapping})
-        if i.startswith("crosssell.")
-    ]
-    assert {"crosssell.E001", "crosssell.E030", "crosssell.W030", "crosssell.E032"} <= set(ids)
+    overrides = {**ORDERED, "CROSSSELL_PRODUCT_FIELDS": mapping}
+    with override_settings(**overrides, REST_FRAMEWORK=drf(NUM_PROXIES=None)):  # W040
+        ids = crosssell_ids()
+        deploy = crosssell_ids(include_deployment_checks=True)
+        security = crosssell_ids(tags=[checks.Tags.security])
+        other = crosssell_ids(tags=[checks.Tags.models, checks.Tags.compatibility])
+    assert {
+        "crosssell.E001",
+        "crosssell.W006",
+        "crosssell.E030",
+        "crosssell.W030",
+        "crosssell.E032",
+        "crosssell.W040",
+        "crosssell.W042",
+        "crosssell.W050",
+    } <= set(ids)
     numbers = [_key(i)[0] for i in ids]
     assert numbers == sorted(numbers), ids
+    assert deploy == ids  # crosssell has no deployment-only check
+    assert security == ids  # the client-address part is a security check; the rest come along
+    assert other == []  # no other tag runs crosssell's check
+    registered = [
+        c
+        for c in checks.registry.registry.get_checks(include_deployment_checks=True)
+        if getattr(c, "__module__", "").startswith("crosssell")
+    ]
+    assert len(registered) == 1, registered  # one entry point: no set order between parts
 
 
 def _ids_in_code() -> set[str]:
@@ -156,7 +186,7 @@ def _ids_in_code() -> set[str]:
 #: Ids whose trigger is not a Django setting, with the test that triggers each one. The Celery
 #: checks read the Celery app, not ``settings``: tests/crosssell/test_celery_setup.py builds apps.
 ELSEWHERE: dict[str, str] = {
-    "crosssell.W050": "test_celery_setup.py::test_celery_warnings[fallback-app]",
+    "crosssell.W050": "test_celery_setup.py::test_celery_warnings[crosssells-app-without-broker]",
     "crosssell.W051": "test_celery_setup.py::test_celery_warnings[no-broker]",
     "crosssell.W052": "test_celery_setup.py::test_celery_warnings[redis-without-connect-timeout]",
 }

@@ -92,3 +92,38 @@ def test_version_is_defined_once() -> None:
     assert re.fullmatch(r"\d+\.\d+\.\d+", crosssell.__version__)
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert f"## {crosssell.__version__}" in changelog
+    readme = (ROOT / "README.md").read_text()
+    assert versions_other_than(crosssell.__version__, readme) == []
+    # The wheel's file name is spelt with a glob, not a second copy of the version.
+    wheel_names = re.findall(r"django_crosssell-[\w.*-]*\.whl", readme)
+    assert wheel_names and all("*" in n for n in wheel_names), wheel_names
+
+
+#: What the README may name the version of, besides crosssell (``django-oscar==4.2.1``,
+#: ``pyenv's 3.12.1``): a version right after one of these is not crosssell's.
+OTHER_PACKAGES = ("django-oscar", "pyenv's")
+
+
+def versions_other_than(version: str, text: str) -> list[str]:
+    """The version literals of ``text`` (``django_crosssell-X.Y.Z``, a bare ``X.Y.Z``) that are
+    not ``version``, leaving out another package's version (``django-oscar==4.2.1``) and IP
+    addresses."""
+    other = "|".join(re.escape(p) for p in OTHER_PACKAGES)
+    found = []
+    for match in re.finditer(r"(?<![\d.])(\d+\.\d+\.\d+)(?!\.?\d)", text):
+        before = text[max(0, match.start() - 60) : match.start()]
+        if re.search(rf"(?:{other})(?:\[[^\]]*\])?(?:==| )$", before):
+            continue
+        if match.group(1) != version:
+            word = re.search(r"[^\s\"'`(]*$", before)
+            found.append((word.group() if word else "") + match.group(1))
+    return found
+
+
+def test_versions_other_than() -> None:
+    text = (
+        'pip install "dist/django_crosssell-0.1.9-py3-none-any.whl[api]" '
+        '"django-oscar[sorl-thumbnail]==4.2.1"; django-oscar 4.2.1 on 127.0.0.1: crosssell 0.2.0'
+    )
+    assert versions_other_than("0.2.0", text) == ["dist/django_crosssell-0.1.9"]
+    assert versions_other_than("0.1.9", text) == ["0.2.0"]

@@ -4,8 +4,10 @@ Run from a copy of this folder outside the checkout, with the venv that has the 
 ``python smoke.py``. It checks that crosssell comes from the venv's site-packages, then runs
 ``check``, ``migrate`` and ``makemigrations --check`` on a fresh PostgreSQL database, loads every
 crosssell template, builds recommendations from a few orders, and requests every crosssell admin
-page (and the README's API and docs routes) as a superuser: each must answer 200 (a view that only
-takes POST must answer 405 to a GET). Exits non-zero naming every failure.
+page (and the README's API and docs routes) as a superuser: each must answer 200, including the
+delete confirmation page of every object whose admin allows deleting it. A custom admin view is
+either a page (200) or one of ``POST_ONLY`` (405 to a GET, with ``Allow: POST``); a custom view
+in neither list fails, so a new one must be classified here. Exits non-zero naming every failure.
 """
 
 from __future__ import annotations
@@ -21,6 +23,22 @@ from urllib.parse import urlsplit, urlunsplit
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "minimalshop.settings")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 STARTED = time.monotonic()
+
+#: crosssell's custom admin views that only take POST (the buttons and forms that change data):
+#: a GET answers 405 with ``Allow: POST``.
+POST_ONLY = {
+    "crosssell_build_rebuild",
+    "crosssell_build_publish",
+    "crosssell_experiment_end",
+    "crosssell_experiment_start",
+    "crosssell_recommendation_curate",
+}
+#: crosssell's custom admin views that are pages: a GET answers 200.
+PAGES = {
+    "crosssell_overview",
+    "crosssell_build_progress",
+    "crosssell_recommendation_pin_rule",
+}
 
 
 def step(message: str) -> None:
@@ -86,7 +104,12 @@ def make_orders() -> Any:
         first = products[n % 4]
         buy(f"order-{n}", f"customer-{n}", first, products[(n % 4) + 4], products[(n + 1) % 8])
     call_command("crosssell_rebuild", verbosity=0)
-    # One object of each other admin, so their change pages are requested too.
+    call_command("crosssell_rebuild", verbosity=0)  # the first build is no longer live: deletable
+    # One object of each other admin, so their change pages are requested too, and a merchant's
+    # decision (a recommendation row without a build, which the admin lets one delete).
+    from crosssell.services.curation import pin
+
+    pin(products[0].pk, products[5].pk)
     Exclusion.objects.create(source_product=products[7], target_category="Garden")
     experiment = Experiment.objects.create(name="Widget or not", placement="product")
     Variant.objects.create(experiment=experiment, name="blend", weight=1)
@@ -94,8 +117,9 @@ def make_orders() -> Any:
     return products
 
 
-def admin_pages() -> list[tuple[str, str, set[int]]]:
-    """(label, url, accepted statuses) for every page of crosssell's admin and the product's."""
+def admin_pages() -> tuple[list[tuple[str, str, int]], list[str]]:
+    """(label, url, expected status) for every page of crosssell's admin and the product's,
+    and the custom views that cannot be requested as they should."""
     from django.contrib import admin
     from django.contrib.auth.models import User
     from django.test import RequestFactory
@@ -106,8 +130,10 @@ def admin_pages() -> list[tuple[str, str, set[int]]]:
     request = RequestFactory().get("/admin/")
     request.user = User.objects.get(username="boss")
     product_model = get_product_model()
-    pages = [("admin index", reverse("admin:index"), {200})]
-    pages.append(("app index", reverse("admin:app_list", args=["crosssell"]), {200}))
+    pages = [("admin index", reverse("admin:index"), 200)]
+    pages.append(("app index", reverse("admin:app_list", args=["crosssell"]), 200))
+    problems: list[str] = []
+    seen: set[str] = set()
     standard = ("_changelist", "_add", "_change", "_delete", "_history", "_autocomplete")
     for model, model_admin in admin.site._registry.items():
         if model._meta.app_label != "crosssell" and model is not product_model:
@@ -115,29 +141,43 @@ def admin_pages() -> list[tuple[str, str, set[int]]]:
         opts = model._meta
         prefix = f"admin:{opts.app_label}_{opts.model_name}"
         obj = model._default_manager.order_by("pk").first()
-        pages.append((f"{opts.label} changelist", reverse(f"{prefix}_changelist"), {200}))
+        pages.append((f"{opts.label} changelist", reverse(f"{prefix}_changelist"), 200))
         if model_admin.has_add_permission(request):
-            pages.append((f"{opts.label} add", reverse(f"{prefix}_add"), {200}))
+            pages.append((f"{opts.label} add", reverse(f"{prefix}_add"), 200))
         if obj is not None:
+            pages.append((f"{opts.label} change", reverse(f"{prefix}_change", args=[obj.pk]), 200))
             pages.append(
-                (f"{opts.label} change", reverse(f"{prefix}_change", args=[obj.pk]), {200})
+                (f"{opts.label} history", reverse(f"{prefix}_history", args=[obj.pk]), 200)
             )
-            pages.append(
-                (f"{opts.label} history", reverse(f"{prefix}_history", args=[obj.pk]), {200})
-            )
-        # The model admin's own views (overview, pin rule, progress...): GET must answer 200, or
-        # 405 for an action that only takes POST.
+        # The delete confirmation page of every object the admin lets the superuser delete.
+        deletable = [
+            o
+            for o in model._default_manager.order_by("pk")
+            if model_admin.has_delete_permission(request, o)
+        ]
+        if model._meta.app_label == "crosssell" and not deletable:
+            problems.append(f"{opts.label}: no object the admin allows deleting was made")
+        for o in deletable:
+            pages.append((f"{opts.label} delete", reverse(f"{prefix}_delete", args=[o.pk]), 200))
+        # The model admin's own views (overview, pin rule, progress...): a page answers 200 to a
+        # GET, an action that only takes POST answers 405.
         for pattern in model_admin.get_urls():
             name = getattr(pattern, "name", None) or ""
             if not isinstance(pattern, URLPattern) or not name or name.endswith(standard):
                 continue
+            seen.add(name)
+            if name not in PAGES | POST_ONLY:
+                problems.append(f"{name}: a custom admin view in neither PAGES nor POST_ONLY")
+                continue
             params = set(pattern.pattern.converters)
             if params - {"pk"} or (params and obj is None):
-                print(f"  skipped {name}: needs {sorted(params)}")
+                problems.append(f"{name}: cannot be requested, needs {sorted(params)}")
                 continue
             url = reverse(f"admin:{name}", args=[obj.pk] if params and obj else [])
-            pages.append((f"{name} (custom)", url, {200, 405}))
-    return pages
+            pages.append((f"{name} (custom)", url, 405 if name in POST_ONLY else 200))
+    for name in sorted((PAGES | POST_ONLY) - seen):
+        problems.append(f"{name}: listed in smoke.py but no admin has such a view")
+    return pages, problems
 
 
 def main() -> int:
@@ -168,22 +208,25 @@ def main() -> int:
     User.objects.create_superuser("boss", "boss@example.com", "pw")
     client = Client()
     client.force_login(User.objects.get(username="boss"))
-    failures: list[str] = []
-    pages = admin_pages()
+    pages, failures = admin_pages()
     pages += [
-        ("API schema", "/api/schema/", {200}),
-        ("API docs", "/api/docs/", {200}),
+        ("API schema", "/api/schema/", 200),
+        ("API docs", "/api/docs/", 200),
         (
             "API list",
             f"/api/crosssell/products/{products[0].pk}/frequently-bought-together/",
-            {200},
+            200,
         ),
     ]
-    for label, url, ok in pages:
-        status = client.get(url).status_code
+    for label, url, expected in pages:
+        response = client.get(url)
+        status = response.status_code
         print(f"  {status} {url} ({label})")
-        if status not in ok:
-            failures.append(f"{label}: GET {url} answered {status}, expected {sorted(ok)}")
+        if status != expected:
+            failures.append(f"{label}: GET {url} answered {status}, expected {expected}")
+        elif status == 405 and response.get("Allow") != "POST":
+            allow = response.get("Allow")
+            failures.append(f"{label}: GET {url} answered 405 allowing {allow!r}, not only POST")
     step(f"{len(pages)} pages requested")
 
     request = RequestFactory().get("/")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -15,6 +16,7 @@ from django.urls import reverse
 
 from crosssell.checks import celery_warnings
 from crosssell.models import PendingUpdate, Product, Purchase
+from crosssell.services import incremental
 from shop import demo
 from shop.celery import app
 from shop.models import Order
@@ -56,6 +58,39 @@ class ConnectSpy:
         monkeypatch.setattr(socket.socket, "connect", connect)
 
 
+@pytest.fixture
+def blackhole_port() -> Iterator[int]:
+    """A local port whose connections hang until the client's connect timeout, as a broker
+    host that drops packets: it listens with a backlog of 0, never accepts, and one connection
+    fills the queue, so the kernel drops further SYNs."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(0)
+    port: int = server.getsockname()[1]
+    filler = socket.create_connection(("127.0.0.1", port), timeout=1)
+    with pytest.raises(TimeoutError):  # really hanging: the next connection waits
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    try:
+        yield port
+    finally:
+        filler.close()
+        server.close()
+
+
+class Clock:
+    """incremental's clock, moved forward on demand (only that module sees it)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.offset = 0.0
+
+        class Shifted:
+            @staticmethod
+            def monotonic() -> float:
+                return time.monotonic() + self.offset
+
+        monkeypatch.setattr(incremental, "time", Shifted)
+
+
 def test_checkouts_with_the_broker_unreachable_record_everything_and_warn_once(
     demo_shop: demo.Summary,
     celery_broker: Callable[[str], AbstractContextManager[None]],
@@ -63,7 +98,9 @@ def test_checkouts_with_the_broker_unreachable_record_everything_and_warn_once(
     django_capture_on_commit_callbacks: Any,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
 ) -> None:
+    settings.CROSSSELL_BROKER_BACKOFF = 30.0  # the default: a refused connection never waits
     products = sellable(8)
     client = Client()
     spy = ConnectSpy(monkeypatch, unreachable_port)
@@ -95,7 +132,8 @@ def test_checkouts_with_the_broker_unreachable_record_everything_and_warn_once(
     assert set(PendingUpdate.objects.values_list("product_id", flat=True)) == {
         p.pk for p in products
     }
-    # One connection attempt per checkout: no retry loop inside the request.
+    # One connection attempt per checkout: no retry loop inside the request, and no back-off
+    # after a refusal (it cost nothing; the next order's task goes out once the broker is back).
     assert spy.attempts == len(orders)
     # One warning for the outage, without a traceback, not one per order.
     warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
@@ -122,3 +160,72 @@ def test_eager_mode_leaves_no_order_pending_inside_the_debounce_window(
             client, django_capture_on_commit_callbacks, products[2 * i : 2 * i + 2], f"e{i}@x.org"
         )
         assert not PendingUpdate.objects.exists(), f"order {i} stays pending"
+
+
+def test_a_broker_that_does_not_answer_is_left_alone_for_the_backoff(
+    demo_shop: demo.Summary,
+    celery_broker: Callable[[str], AbstractContextManager[None]],
+    blackhole_port: int,
+    django_capture_on_commit_callbacks: Any,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+) -> None:
+    """A broker host that drops packets costs a checkout the connect timeout: the next
+    checkouts within CROSSSELL_BROKER_BACKOFF do not try it (their products stay pending);
+    after it, one checkout tries again."""
+    settings.CROSSSELL_BROKER_BACKOFF = 30.0
+    timeout = app.conf.broker_transport_options["socket_connect_timeout"]
+    assert incremental.SLOW_ATTEMPT < timeout <= 1.0
+    products = sellable(6)
+    client = Client()
+    spy = ConnectSpy(monkeypatch, blackhole_port)
+    clock = Clock(monkeypatch)
+    caplog.set_level(logging.INFO, logger="crosssell")
+
+    def timed_checkout(i: int) -> float:
+        started = time.monotonic()
+        check_out(
+            client,
+            django_capture_on_commit_callbacks,
+            products[2 * i : 2 * i + 2],
+            f"hole{i}@example.org",
+        )
+        return time.monotonic() - started
+
+    with celery_broker(f"redis://127.0.0.1:{blackhole_port}/0"):
+        first = timed_checkout(0)
+        assert spy.attempts >= 1 and first >= timeout * 0.9  # waited for the connect timeout
+        tried = spy.attempts
+        clock.offset = 29.0  # within the back-off
+        second = timed_checkout(1)
+        assert spy.attempts == tried  # no connection attempt at all
+        assert second < timeout / 2, second
+        clock.offset = 31.0  # the back-off is over: this checkout tries again
+        timed_checkout(2)
+        assert spy.attempts > tried
+    assert set(PendingUpdate.objects.values_list("product_id", flat=True)) == {
+        p.pk for p in products
+    }
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]  # one outage, one warning
+    assert "checkouts of the next 30 s do not try the broker" in warnings[0].getMessage()
+
+
+def test_backoff_0_tries_the_broker_on_every_checkout(
+    demo_shop: demo.Summary,
+    celery_broker: Callable[[str], AbstractContextManager[None]],
+    blackhole_port: int,
+    django_capture_on_commit_callbacks: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+) -> None:
+    settings.CROSSSELL_BROKER_BACKOFF = 0
+    products = sellable(4)
+    client = Client()
+    spy = ConnectSpy(monkeypatch, blackhole_port)
+    with celery_broker(f"redis://127.0.0.1:{blackhole_port}/0"):
+        check_out(client, django_capture_on_commit_callbacks, products[:2], "b0@example.org")
+        tried = spy.attempts
+        check_out(client, django_capture_on_commit_callbacks, products[2:], "b1@example.org")
+    assert tried >= 1 and spy.attempts == 2 * tried
