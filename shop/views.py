@@ -141,6 +141,14 @@ def _back(request: HttpRequest, default: str) -> HttpResponseRedirect:
     return HttpResponseRedirect(default)
 
 
+def _quantity_like(value: str | None) -> bool:
+    """Whether a posted quantity is a number a form of the shop's could send (blank, or at
+    most 9 digits): letters or 20 digits are a malformed request (400), while a number out of
+    range is the visitor's mistake, told on the page."""
+    text = (value or "").strip()
+    return not text or (len(text) <= 10 and text.lstrip("+-").isdigit())
+
+
 @require_POST
 @rate_limited("cart-add")
 def cart_add(request: HttpRequest) -> HttpResponse:
@@ -153,6 +161,8 @@ def cart_add(request: HttpRequest) -> HttpResponse:
         raw = request.POST.getlist("product_id")
         if any(parse_id(str(v).strip()) is None for v in raw):
             return HttpResponseBadRequest("product_id: not a product id.")
+        if not _quantity_like(request.POST.get("quantity")):
+            return HttpResponseBadRequest("quantity: not a number.")
         for error in form.errors.get("quantity", []):
             messages.error(request, f"Quantity: {error}")
         for error in form.non_field_errors():
@@ -189,6 +199,10 @@ def cart_update(request: HttpRequest) -> HttpResponse:
     """Change a line's quantity (0 removes it)."""
     form = CartUpdateForm(request.POST)
     if not form.is_valid():
+        if parse_id(str(request.POST.get("product_id", "")).strip()) is None:
+            return HttpResponseBadRequest("product_id: not a product id.")
+        if not _quantity_like(request.POST.get("quantity")):
+            return HttpResponseBadRequest("quantity: not a number.")
         messages.error(request, f"Please enter a quantity between 0 and {MAX_QUANTITY}.")
         return redirect("shop:cart")
     cart = Cart(request)

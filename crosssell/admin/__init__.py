@@ -12,6 +12,7 @@ from django.contrib import admin
 from django.db import models
 
 from crosssell.admin.builds import BuildAdmin
+from crosssell.admin.common import RefusedInputMixin
 from crosssell.admin.exclusions import ExclusionAdmin
 from crosssell.admin.experiments import ExperimentAdmin
 from crosssell.admin.products import CrosssellProductAdminMixin, CuratedInline
@@ -22,7 +23,7 @@ from crosssell.models import Product
 if get_product_model_string() == "crosssell.Product":
 
     @admin.register(Product)
-    class ProductAdmin(CrosssellProductAdminMixin, admin.ModelAdmin):
+    class ProductAdmin(RefusedInputMixin, CrosssellProductAdminMixin, admin.ModelAdmin):
         """The default product model, with its recommendations panel."""
 
         list_display = ["name", "sku", "category", "price", "stock", "is_active"]

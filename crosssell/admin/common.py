@@ -147,6 +147,28 @@ class SafeAutocompleteSelect(AutocompleteSelect):
         return super().optgroups(name, kept, attr)
 
 
+class RefusedInputMixin:
+    """A change form posted with values it refuses (a 20-digit number, letters for an id) is
+    shown again with its errors, as Django's admin does, but answered 400: the request's data
+    was refused, which a client, a log or a proxy can tell from a page that was saved."""
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> Any:
+        response = super().render_change_form(  # type: ignore[misc]
+            request, context, add=add, change=change, form_url=form_url, obj=obj
+        )
+        if request.method == "POST" and context.get("errors"):
+            response.status_code = 400
+        return response
+
+
 class SafeAutocompleteMixin:
     """Uses :class:`SafeAutocompleteSelect` for a ``ModelAdmin``'s autocomplete fields."""
 

@@ -7,6 +7,7 @@ from django.http import HttpRequest
 from django.utils.safestring import SafeString
 
 from crosssell.admin.common import (
+    RefusedInputMixin,
     SafeAutocompleteMixin,
     product_label,
     product_model_registered,
@@ -15,7 +16,7 @@ from crosssell.models import Exclusion
 
 
 @admin.register(Exclusion)
-class ExclusionAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
+class ExclusionAdmin(RefusedInputMixin, SafeAutocompleteMixin, admin.ModelAdmin):
     """Exclusions, applied both when building and when serving."""
 
     list_display = ["source_col", "target_col", "symmetric", "note", "created_at"]

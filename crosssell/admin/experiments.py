@@ -26,7 +26,12 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from crosssell.admin.charts import interval_bars
-from crosssell.admin.common import ParentConstraintsFormSet, log_change, safe_next
+from crosssell.admin.common import (
+    ParentConstraintsFormSet,
+    RefusedInputMixin,
+    log_change,
+    safe_next,
+)
 from crosssell.models import Experiment, Variant
 from crosssell.services import experiment_lifecycle
 from crosssell.services.experiment_review import MIN_RELATIVE_LIFT, Comparison, Verdict, verdict
@@ -305,7 +310,7 @@ class ExperimentChangeList(ChangeList):
 
 
 @admin.register(Experiment)
-class ExperimentAdmin(admin.ModelAdmin):
+class ExperimentAdmin(RefusedInputMixin, admin.ModelAdmin):
     """A/B tests of the widgets: variants inline, the report and a chart on the change page."""
 
     form = ExperimentForm

@@ -22,6 +22,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from crosssell.admin.common import (
+    RefusedInputMixin,
     SafeAutocompleteMixin,
     evidence_value,
     log_change,
@@ -108,7 +109,7 @@ class CuratedForm(forms.ModelForm):
 
 
 @admin.register(Recommendation)
-class RecommendationAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
+class RecommendationAdmin(RefusedInputMixin, SafeAutocompleteMixin, admin.ModelAdmin):
     """Every recommendation with its evidence; pin, reject or reset in bulk."""
 
     list_display = [
@@ -359,7 +360,11 @@ class RecommendationAdmin(SafeAutocompleteMixin, admin.ModelAdmin):
             "can_change": can_change,
             "live": Build.live(),
         }
-        return TemplateResponse(request, "admin/crosssell/recommendation/pin_rule.html", context)
+        # A refused form is shown again with its errors, answered 400.
+        status = 400 if request.method == "POST" and form.errors else 200
+        return TemplateResponse(
+            request, "admin/crosssell/recommendation/pin_rule.html", context, status=status
+        )
 
 
 #: Above any count of customers a shop has; keeps the JSON comparison within 32 bits.

@@ -374,7 +374,7 @@ def test_adding_an_experiment_with_variants(boss: Client) -> None:
         "variants-1-name": "B", "variants-1-strategy": "cocount", "variants-1-weight": "3",
     }  # fmt: skip
     refused = boss.post(reverse("admin:crosssell_experiment_add"), form)
-    assert refused.status_code == 200
+    assert refused.status_code == 400  # the form again, with its errors
     assert "“running” already runs on this placement" in refused.content.decode()
     form.pop("is_active")
     added = boss.post(reverse("admin:crosssell_experiment_add"), form)

@@ -21,6 +21,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import NoReverseMatch, reverse
 
+from crosssell.admin.recommendations import PinRuleForm
 from crosssell.engine.cooccurrence import CoCount
 from crosssell.models import Build, Experiment, Variant
 from crosssell.services.build import rebuild
@@ -45,6 +46,13 @@ BAD_VALUES = [
 ]
 #: Path segments: only what an ``<int:...>`` route or a free segment can carry.
 BAD_SEGMENTS = ["9" * 5000, "9" * 20, "0", "00"]
+
+
+def quantity_like(value: str) -> bool:
+    """A number a shop's form could post (blank, or a few digits with a sign; Django's
+    IntegerField reads any Unicode digits)."""
+    text = value.strip()
+    return not text or (len(text) <= 10 and text.lstrip("+-").isdigit())
 
 
 class Sweep:
@@ -149,8 +157,9 @@ def test_storefront_and_api_answer_bad_numbers_below_500(data: dict[str, Any]) -
             )
             for field in ("product_id", "quantity"):
                 form = {"product_id": str(pk), "quantity": "1", field: bad}
-                # Not a product id: 400; a bad quantity: back to the page with a message.
-                added = {400} if field == "product_id" else {302}
+                # Not a product id, or a quantity that is no number a form sends: 400; a
+                # number out of range (0, -1): back to the page with a message.
+                added = {400} if field == "product_id" or not quantity_like(bad) else {302}
                 sweep(
                     f"POST cart add {field}={label}",
                     lambda f=form: client.post(reverse("shop:cart-add"), f),
@@ -161,9 +170,13 @@ def test_storefront_and_api_answer_bad_numbers_below_500(data: dict[str, Any]) -
                     lambda f=form: client.post(reverse("shop:cart-add"), {**f, "cs": "x"}),
                     added,
                 )
+                refused = not quantity_like(bad) or (
+                    field == "product_id" and bad in ("", "0", "-1")
+                )
                 sweep(
                     f"POST cart update {field}={label}",
                     lambda f=form: client.post(reverse("shop:cart-update"), f),
+                    {400} if refused else {302},
                 )
             sweep(
                 f"POST cart remove product_id={label}",
@@ -272,7 +285,13 @@ def test_admin_answers_bad_numbers_below_500(data: dict[str, Any], boss: Client)
             sweep(f"POST curate form {field}={label}", lambda p=params: boss.post(curate, p))
         for field in ("min_customers", "min_lift"):
             form = {"min_lift": "1", "min_customers": "1", "kind": "bought_together", field: bad}
-            sweep(f"POST pin rule {field}={label}", lambda f=form: boss.post(pin_rule, f))
+            # Refused: 400, the form again with its errors; a number in range: the preview.
+            accepted = PinRuleForm(form).is_valid()
+            sweep(
+                f"POST pin rule {field}={label}",
+                lambda f=form: boss.post(pin_rule, f),
+                {200} if accepted else {400},
+            )
         product_add = url_or_none("admin:crosssell_product_add")
         if product_add is not None:
             for field in ("price", "stock", "parent"):
@@ -408,6 +427,21 @@ def test_the_known_cases_answer_400_or_404(data: dict[str, Any], boss: Client) -
     pin_rule = reverse("admin:crosssell_recommendation_pin_rule")
     form = {"min_lift": "1", "min_customers": over, "kind": "bought_together"}
     page = boss.post(pin_rule, form)
-    assert page.status_code == 200 and "min_customers" in page.context["form"].errors
+    assert page.status_code == 400 and "min_customers" in page.context["form"].errors
+    if apps.is_installed("shop"):
+        for bad in (over, "abc", "1.5"):
+            added = client.post("/cart/add/", {"product_id": "1", "quantity": bad})
+            assert added.status_code == 400
+            updated = client.post("/cart/update/", {"product_id": "1", "quantity": bad})
+            assert updated.status_code == 400
+    add = reverse("admin:crosssell_recommendation_add")
+    form = {
+        "source": over,
+        "target": "1",
+        "kind": "bought_together",
+        "status": "pinned",
+        "rank": "0",
+    }
+    assert boss.post(add, form).status_code == 400  # the form again, with its errors
     build = Build.objects.get(state=Build.State.LIVE)
     assert boss.get(reverse("admin:crosssell_build_change", args=[build.pk])).status_code == 200

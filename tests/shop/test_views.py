@@ -168,7 +168,16 @@ class TestCart:
         assert add(client, 987654321).status_code == 404
         assert cart_of(client) == {}
 
-    @pytest.mark.parametrize("quantity", ["x", "-1", "0", "1000", "1.5"])
+    @pytest.mark.parametrize("quantity", ["x", "1.5", "9" * 20])
+    def test_a_quantity_that_is_no_number_is_a_bad_request(
+        self, client: Client, demo_shop: demo.Summary, quantity: str
+    ) -> None:
+        p = Product.objects.filter(is_active=True).first()
+        assert p is not None
+        assert add(client, p.pk, quantity=quantity).status_code == 400  # no form sends it
+        assert cart_of(client) == {}
+
+    @pytest.mark.parametrize("quantity", ["-1", "0", "1000"])
     def test_bad_quantity_is_refused(
         self, client: Client, demo_shop: demo.Summary, quantity: str
     ) -> None:
