@@ -303,18 +303,18 @@ def test_one_order_of_a_new_pair_changes_no_list(
 
     def lists_after(baskets: list[list[Model]]) -> tuple[dict[str, list[int]], ...]:
         """The lists after ``baskets`` (one buyer each), then everything rolled back."""
-        point = transaction.savepoint()
         try:
-            for n, basket in enumerate(baskets):
-                shop.order(basket, **buyer_of(n))
-            shop.update()
-            updated = served(shop, client)
-            shop.rebuild()
-            rebuilt = served(shop, client)
-            evidence = evidence_rows(shop.main, shop.frother)
-            stored = api_evidence(boss, shop.main, shop.frother)
+            with transaction.atomic():  # a savepoint, rolled back below
+                for n, basket in enumerate(baskets):
+                    shop.order(basket, **buyer_of(n))
+                shop.update()
+                updated = served(shop, client)
+                shop.rebuild()
+                rebuilt = served(shop, client)
+                evidence = evidence_rows(shop.main, shop.frother)
+                stored = api_evidence(boss, shop.main, shop.frother)
+                transaction.set_rollback(True)
         finally:
-            transaction.savepoint_rollback(point)
             cache.clear()
             cs_cache.forget_local()
         # what the build stored shows no trace of the pair's one customer
